@@ -1,0 +1,32 @@
+# facegraph: `make demo` and `make test` work on a fresh clone (they create .venv first).
+# Installs go through constraints.txt, which pins torch to the local CPU wheel: an unpinned torch
+# would pull several GB of CUDA builds on a CPU machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint benchmarks clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/facegraph demo --out out/demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+test: lint
+	$(BIN)/pytest -q
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/aflw2000_3d.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""Dataset readers: each returns plain arrays and crops, never model-specific tensors."""
+
+from facegraph.datasets.aflw2000_3d import Aflw2000, load_aflw2000
+
+__all__ = ["Aflw2000", "load_aflw2000"]

