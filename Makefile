@@ -19,14 +19,14 @@ demo: $(STAMP)
 	$(BIN)/facegraph demo --out out/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 test: lint
 	$(BIN)/pytest -q
 
 benchmarks: $(STAMP)
-	$(BIN)/python benchmarks/aflw2000_3d.py
+	$(BIN)/python benchmarks/harness.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
