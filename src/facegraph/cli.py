@@ -20,10 +20,21 @@ from facegraph.errors import InputError
 EXIT_USER_ERROR = 2
 
 
+def _finite_or_null(value: object) -> object:
+    """NaN and infinities (e.g. the mean of an empty yaw bin) become JSON null, which parsers accept."""
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def _write_json(path: str, report: dict) -> None:
     from facegraph.io.atomic import write_atomic
 
-    write_atomic(path, json.dumps(report, indent=2) + "\n")
+    write_atomic(path, json.dumps(_finite_or_null(report), indent=2) + "\n")
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

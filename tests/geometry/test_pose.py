@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import scipy.io
-from tests.conftest import shared
 
 from facegraph.geometry.pose import (
     aflw_pose_para_to_pose,
@@ -12,6 +11,7 @@ from facegraph.geometry.pose import (
     pose_to_matrix,
 )
 from facegraph.types import HeadPose
+from tests.conftest import shared
 
 
 @pytest.mark.parametrize(

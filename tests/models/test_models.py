@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from tests.conftest import shared
 
 from facegraph.errors import InputError
 from facegraph.geometry.pose import pose_to_matrix
@@ -9,6 +8,7 @@ from facegraph.models import MODELS, load_model
 from facegraph.models.crop_regressor import poses_from_params
 from facegraph.models.registry import find_bfm_folder
 from facegraph.types import HeadPose
+from tests.conftest import shared
 
 
 def test_pose_comes_from_the_camera_rotation_whatever_its_scale():

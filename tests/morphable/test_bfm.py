@@ -4,10 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.conftest import shared
 
 from facegraph.errors import InputError
 from facegraph.morphable import MorphableModel, ParamWhitening, load_bfm, split_params
+from tests.conftest import shared
 
 
 def _synthetic(n_vertices: int = 100, seed: int = 0) -> MorphableModel:

@@ -1,8 +1,8 @@
 import pytest
 import torch
-from tests.conftest import shared
 
 from facegraph.nn.mobilenet_v1 import MobileNetV1, tddfa_v2_key
+from tests.conftest import shared
 
 
 @pytest.mark.parametrize("width, features", [(0.5, 512), (1.0, 1024)])

@@ -70,7 +70,11 @@ def _load_npy(path: Path, shape_tail: tuple[int, ...], n: int | None) -> np.ndar
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise InputError(f"not a readable .npy array ({exc})", path) from None
-    if array.shape[1:] != shape_tail or (n is not None and len(array) != n):
+    if (
+        array.ndim != 1 + len(shape_tail)
+        or array.shape[1:] != shape_tail
+        or (n is not None and len(array) != n)
+    ):
         expected = ("N" if n is None else str(n),) + tuple(map(str, shape_tail))
         raise InputError(f"expected shape ({', '.join(expected)}), got {array.shape}", path)
     return array
@@ -84,7 +88,7 @@ def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         mat = scipy.io.loadmat(path)
         landmarks = np.asarray(mat["pt3d_68"], dtype=np.float64).T
         pose = aflw_pose_para_to_pose(mat["Pose_Para"])
-    except (ValueError, KeyError, OSError, TypeError) as exc:
+    except (ValueError, KeyError, OSError, TypeError, IndexError, scipy.io.matlab.MatReadError) as exc:
         detail = f"no {exc} field" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
         raise InputError(f"not an AFLW2000-3D .mat ({detail})", path) from None
     if landmarks.shape != (68, 3):

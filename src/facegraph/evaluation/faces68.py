@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from facegraph.datasets.faces68 import Faces68
+from facegraph.datasets.faces68 import DEFAULT_NORMS, Faces68
 from facegraph.detection.base import FaceDetector, best_match
 from facegraph.geometry.crops import box_from_detection, box_from_landmarks, crop
 from facegraph.io.images import read_image
@@ -35,16 +35,18 @@ class Faces68Result:
 
 
 def normalisers(dataset: Faces68) -> dict[str, np.ndarray]:
-    """Per-face normalising distances for every normaliser this dataset's protocol names that we know."""
+    """Per-face normalising distances: inter-ocular and inter-pupil always, plus the other normalisers
+    the dataset's protocol names that facegraph knows (the landmarks' box, the annotation box)."""
     gt = dataset.landmarks
-    known = {
-        "corners": lambda: np.array([normalisation_distance(p, "ibug68", "outer_eye_corners") for p in gt]),
-        "pupils": lambda: np.array([normalisation_distance(p, "ibug68", "pupils") for p in gt]),
-        "lnd_bbox": lambda: landmark_box_size(gt),
-        "bbox": lambda: None if dataset.boxes is None else box_size(dataset.boxes),
+    values = {
+        "corners": np.array([normalisation_distance(p, "ibug68", "outer_eye_corners") for p in gt]),
+        "pupils": np.array([normalisation_distance(p, "ibug68", "pupils") for p in gt]),
     }
-    values = {name: known[name]() for name in dataset.norms if name in known}
-    return {name: v for name, v in values.items() if v is not None}
+    if "lnd_bbox" in dataset.norms:
+        values["lnd_bbox"] = landmark_box_size(gt)
+    if "bbox" in dataset.norms and dataset.boxes is not None:
+        values["bbox"] = box_size(dataset.boxes)
+    return values
 
 
 def _summary(errors: dict[str, np.ndarray], norms: dict[str, float], indices: np.ndarray) -> dict:
@@ -94,7 +96,7 @@ def evaluate_faces68(
     predictions = np.stack(predictions)
 
     errors = {name: nme(predictions, dataset.landmarks, norm) for name, norm in normalisers(dataset).items()}
-    norms = {name: dataset.norms[name] for name in errors}
+    norms = {name: dataset.norms.get(name, DEFAULT_NORMS.get(name, 8.0)) for name in errors}
     subsets = {"full": np.arange(len(dataset)), **dataset.subsets}
     report = {
         "dataset": dataset.name,

@@ -32,9 +32,15 @@ def aflw2000_nme(pred_xy: np.ndarray, gt_xy: np.ndarray) -> np.ndarray:
 
 
 def summarise_by_yaw(per_face: np.ndarray, yaw_degrees: np.ndarray) -> dict[str, float]:
-    """{"0-30", "30-60", "60-90", "mean" (of the bin means), "all"} from per-face values."""
+    """{"0-30", "30-60", "60-90", "mean" (of the bin means), "all"} from per-face values.
+
+    A bin with no face has a NaN mean, and so has the mean of the bins then.
+    """
     per_face = np.asarray(per_face, dtype=np.float64)
-    summary = {name: float(per_face[mask].mean()) for name, mask in yaw_bin_masks(yaw_degrees).items()}
+    summary = {
+        name: float(per_face[mask].mean()) if mask.any() else float("nan")
+        for name, mask in yaw_bin_masks(yaw_degrees).items()
+    }
     summary["mean"] = float(np.mean([summary[name] for name in YAW_BINS]))
     summary["all"] = float(per_face.mean())
     return summary
