@@ -13,6 +13,7 @@ from facegraph.metrics import (
     failure_rate,
     landmark_box_size,
     mean_errors_over,
+    mesh_landmark_errors,
     nme,
     pair_distance,
     point_errors,
@@ -116,3 +117,16 @@ def test_mean_errors_over_the_51_inner_points():
     errors[0, :17] = 10.0
     assert mean_errors_over(errors) == pytest.approx([170 / 68])
     assert mean_errors_over(errors, range(17, 68)) == pytest.approx([0.0])
+
+
+def test_mesh_landmark_errors_over_68_and_the_51_inner_points():
+    gt = np.zeros((2, 68, 3))
+    pred = gt.copy()
+    pred[0, :17, 2] = 3.0  # jaw off by 3 mm on the first scan
+    pred[1, 30, 0] = 4.0  # nose tip off by 4 mm on the second
+    errors = mesh_landmark_errors(pred, gt)
+    assert errors["mean_68"] == pytest.approx([51 / 68, 4 / 68])
+    assert errors["mean_51"] == pytest.approx([0.0, 4 / 51])
+    assert errors["per_landmark"][0] == pytest.approx(1.5) and errors["per_landmark"][30] == pytest.approx(
+        2.0
+    )

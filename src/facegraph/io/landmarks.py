@@ -41,10 +41,11 @@ import numpy as np
 
 from facegraph.errors import InputError
 from facegraph.io.atomic import write_atomic
+from facegraph.schemes import get_scheme, list_schemes
 from facegraph.types import Landmarks
 
-SCHEME_SIZES: dict[str, int] = {"ibug68": 68, "wflw98": 98, "aflw21": 21, "ibug51": 51, "five": 5}
-"""Point count of each scheme the readers recognise on their own."""
+SCHEME_SIZES: dict[str, int] = {name: get_scheme(name).n_points for name in list_schemes()}
+"""Point count of each registered scheme: the readers recognise these on their own."""
 
 _SCHEME_BY_COUNT = {n: name for name, n in SCHEME_SIZES.items()}
 

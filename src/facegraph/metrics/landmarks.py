@@ -70,3 +70,21 @@ def mean_errors_over(errors: np.ndarray, indices: list[int] | range | None = Non
     """(N,) mean of per-landmark errors (N, P) over a subset of landmarks (all when None)."""
     errors = np.asarray(errors, dtype=np.float64)
     return (errors if indices is None else errors[:, list(indices)]).mean(axis=1)
+
+
+INNER_51 = range(17, 68)
+
+
+def mesh_landmark_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray]:
+    """Errors of (N, 68, 3) landmarks on meshes, in the meshes' units (mm for scans).
+
+    Returns per-face means over the 68 points (``mean_68``) and over the 51 inner points, iBUG 17-67
+    (``mean_51``: the jaw line is ill-defined on scans), and the mean error of each landmark over the
+    faces (``per_landmark``, 68 numbers).
+    """
+    errors = point_errors(pred, gt)
+    return {
+        "mean_68": mean_errors_over(errors),
+        "mean_51": mean_errors_over(errors, INNER_51),
+        "per_landmark": errors.mean(axis=0),
+    }
