@@ -73,6 +73,12 @@ class MobileNetV1(nn.Module):
         return {name: head(feature) for name, head in self.heads.items()}
 
 
+# 3DDFA_V2's names of the thirteen blocks, in order.
+_TDDFA_BLOCK_NAMES = (
+    ("dw2_1", "dw2_2", "dw3_1", "dw3_2", "dw4_1", "dw4_2") + tuple(f"dw5_{i}" for i in range(1, 7)) + ("dw6",)
+)
+
+
 def tddfa_v2_key(key: str) -> str:
     """Rename a 3DDFA_V2 MobileNetV1 state-dict key to this module's names.
 
@@ -97,8 +103,3 @@ def tddfa_v2_key(key: str) -> str:
         }
         return f"blocks.{index}.{renamed[part]}.{tail}"
     raise KeyError(f"unexpected 3DDFA_V2 key {key!r}")
-
-
-_TDDFA_BLOCK_NAMES = (
-    ("dw2_1", "dw2_2", "dw3_1", "dw3_2", "dw4_1", "dw4_2") + tuple(f"dw5_{i}" for i in range(1, 7)) + ("dw6",)
-)
