@@ -12,38 +12,16 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-import torch
+from common import HERE, OUT, RESULTS, machine, write_section
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-OUT = HERE / "results"
 SECTION = "harness"
 # 3DDFA_V2 x0.5 on AFLW2000-3D (original ground truth), as measured by an independent implementation.
 REFERENCE = {"0-30": 2.940, "30-60": 3.851, "60-90": 4.873, "mean": 3.888}
-
-
-def machine() -> str:
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor() or "unknown CPU",
-        )
-        if Path("/proc/cpuinfo").is_file()
-        else platform.processor()
-    )
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, torch {torch.__version__}"
-    )
 
 
 def run(args: list[str], name: str) -> tuple[str, dict]:
@@ -74,19 +52,6 @@ def aflw_rows(report: dict) -> list[str]:
                 f"**{r['mean']:.3f}** | {r['all']:.3f} |"
             )
     return rows
-
-
-def write_section(body: str) -> None:
-    start, end = f"<!-- {SECTION}:start -->", f"<!-- {SECTION}:end -->"
-    text = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n\n"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(RESULTS)
 
 
 def main() -> None:
@@ -164,7 +129,7 @@ def main() -> None:
         "",
         "Curves: `benchmarks/results/*.png`; full reports: `benchmarks/results/*.json`.",
     ]
-    write_section("\n".join(lines))
+    write_section(SECTION, "\n".join(lines))
     print(f"wrote {RESULTS}")
 
 

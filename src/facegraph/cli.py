@@ -18,6 +18,7 @@ from facegraph import __version__
 from facegraph.errors import InputError
 
 EXIT_USER_ERROR = 2
+CACHE_POINTS = 16_384  # dense surface points kept per synthetic scan, thinned per use
 
 
 def _finite_or_null(value: object) -> object:
@@ -164,6 +165,178 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(Path(args.out))
 
 
+def _mesh_paths(inputs: list[str]) -> list[Path]:
+    """The mesh files named, with folders expanded to the meshes they hold (sorted)."""
+    from facegraph.io.meshes import MESH_SUFFIXES
+
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in MESH_SUFFIXES and p.is_file())
+            if not found:
+                raise InputError(f"holds no mesh files ({', '.join(MESH_SUFFIXES)})", path)
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths
+
+
+def _scan_report(path: Path, result) -> dict:
+    return {
+        "mesh": str(path),
+        "scheme": "ibug68",
+        "points": result.points.tolist(),
+        "vertex_indices": result.vertex_indices.tolist(),
+        "refine": result.refine,
+        "notes": result.notes,
+    }
+
+
+def cmd_mesh(args: argparse.Namespace) -> None:
+    from facegraph.io.landmarks import write_json, write_pp
+    from facegraph.io.meshes import read_mesh, write_points_ply
+    from facegraph.mesh.landmarker import MeshLandmarker
+    from facegraph.viz.mesh_views import plot_mesh_landmarks
+
+    paths = _mesh_paths(args.scans)
+    _check_output_folder(args.json)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    landmarker = MeshLandmarker(args.weights)
+    reports, failures = [], 0
+    for path in _progress(paths, "scans", quiet=args.quiet or len(paths) == 1):
+        try:
+            mesh = read_mesh(path)
+            try:
+                result = landmarker(mesh, refine=args.refine, units=args.units)
+            except InputError as exc:
+                raise exc if exc.path else InputError(exc.problem, path) from exc
+        except InputError as exc:
+            if getattr(args, "debug", False) or len(paths) == 1:
+                raise
+            failures += 1
+            print(f"facegraph: error: {exc if exc.path else f'{path}: {exc}'}", file=sys.stderr)
+            continue
+        report = _scan_report(path, result)
+        reports.append(report)
+        notes = "".join(f"\n  note: {note}" for note in result.notes)
+        print(f"{path}: 68 landmarks (refine: {result.refine}, {result.seconds['total']:.2f} s){notes}")
+        if out is not None:
+            landmarks = result.to_landmarks()
+            write_json(out / f"{path.stem}.json", landmarks)
+            write_points_ply(out / f"{path.stem}_landmarks.ply", result.points)
+            write_pp(out / f"{path.stem}.pp", landmarks)
+            plot_mesh_landmarks(mesh.vertices, result.points, out / f"{path.stem}.png", title=path.name)
+    if args.json and reports:
+        _write_json(args.json, reports[0] if len(paths) == 1 else {"scans": reports})
+    if failures:
+        raise InputError(f"{failures} of {len(paths)} scans could not be landmarked (see above)")
+
+
+def cmd_eval_mesh(args: argparse.Namespace) -> None:
+    from facegraph.datasets.scans import folder_records
+    from facegraph.evaluation.meshes import evaluate_scans
+    from facegraph.mesh.landmarker import MeshLandmarker
+
+    _check_output_folder(args.json)
+    _check_output_folder(args.plot)
+    records = [
+        r for r in folder_records(args.data) if r.landmarks is not None or r.vertex_indices is not None
+    ]
+    if not records:
+        raise InputError(
+            "no mesh has a ground-truth landmark file of the same stem (.json, .ljson, .pp)", args.data
+        )
+    landmarker = MeshLandmarker(args.weights)
+    from facegraph.mesh.checks import MM_PER_UNIT
+
+    report = evaluate_scans(
+        records,
+        lambda mesh: landmarker(mesh, refine=args.refine, units=args.units).points,
+        progress=not args.quiet,
+        to_mm=MM_PER_UNIT[args.units or "mm"],
+    )
+    rows = [("scans", "mean (mm)", "inner 51 (mm)", "median (mm)", "s/scan")]
+    rows.append(
+        (
+            str(report["n"]),
+            f"{report['mean_mm']:.3f}",
+            f"{report['mean_mm_51']:.3f}",
+            f"{report['median_mm']:.3f}",
+            f"{report['seconds_per_mesh']:.3f}",
+        )
+    )
+    print(_table(rows))
+    if args.json:
+        _write_json(args.json, report)
+    if args.plot:
+        from facegraph.viz.curves import plot_ced
+
+        errors = np.array([m["mean_mm"] for m in report["per_mesh"]])
+        plot_ced(
+            {"mean over 68": errors, "inner 51": np.array([m["mean_mm_51"] for m in report["per_mesh"]])},
+            args.plot,
+            max_error=10.0,
+            title=f"{Path(args.data).name}: landmark error",
+            xlabel="error (mm)",
+        )
+
+
+def _progress(items: list, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="scan", disable=quiet)
+
+
+def _point_cache(args: argparse.Namespace, out: Path, n_scans: int, seed: int, name: str):
+    """Generate (or reuse from the output folder) a cache of synthetic scans."""
+    from facegraph.datasets.synthetic_faces import PointCache, SyntheticFaces, build_point_cache
+
+    path = out / f"cache-{name}-{n_scans}-seed{seed}.npz"
+    if path.is_file():
+        with np.load(path) as stored:
+            return PointCache(stored["points"], stored["normals"], stored["landmarks"])
+    cache = build_point_cache(SyntheticFaces(args.bfm), n_scans, CACHE_POINTS, seed, progress=not args.quiet)
+    from facegraph.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, points=cache.points, normals=cache.normals, landmarks=cache.landmarks)
+    return cache
+
+
+def cmd_train_mesh(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from facegraph.mesh.preprocess import CONFIGS, get_config
+    from facegraph.train.mesh import train_mesh
+
+    if args.config not in CONFIGS:
+        raise InputError(f"unknown --config {args.config!r} (known: {', '.join(CONFIGS)})")
+    config = get_config(args.config, args.points)
+    if args.epochs is not None:
+        config = replace(config, epochs=args.epochs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train = _point_cache(args, out, args.scans, args.seed, "train")
+    val = _point_cache(args, out, args.val_scans, args.seed + 7919, "val")
+    result = train_mesh(
+        config,
+        train,
+        val,
+        out,
+        seed=args.seed,
+        resume=args.resume,
+        max_minutes=args.max_minutes,
+        workers=args.workers,
+    )
+    print(
+        f"best epoch {result.best_epoch}: validation {result.best_val_mm:.3f} mm"
+        f" -> {out / 'best.safetensors'}"
+    )
+
+
 def _add_model_args(parser: argparse.ArgumentParser, default: str | None) -> None:
     parser.add_argument(
         "--model", default=default, required=default is None, help="model name (see `facegraph models`)"
@@ -174,6 +347,22 @@ def _add_model_args(parser: argparse.ArgumentParser, default: str | None) -> Non
     )
     parser.add_argument("--json", help="write the report as JSON here")
     parser.add_argument("--plot", help="write the cumulative error curves as a PNG here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_mesh_args(parser: argparse.ArgumentParser) -> None:
+    from facegraph.mesh.refine import REFINE_METHODS
+
+    parser.add_argument(
+        "--refine",
+        choices=REFINE_METHODS,
+        default="geodesic",
+        help="second stage: geodesic or euclidean profile matching on the mesh, snap to the surface, or none",
+    )
+    parser.add_argument(
+        "--units", choices=("mm", "cm", "m", "um", "inch"), help="the scans' units (default: mm, checked)"
+    )
+    parser.add_argument("--weights", help="mesh landmarker weights (.safetensors; default: the shipped ones)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -234,6 +423,45 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--scheme", help="the input's scheme when its point count is ambiguous")
     convert.add_argument("--to", help="target scheme, e.g. five, ibug51, aflw21")
     convert.set_defaults(run=cmd_convert)
+
+    mesh = commands.add_parser(
+        "mesh", parents=[common], help="place the 68 landmarks on 3D face scans (meshes or point clouds)"
+    )
+    mesh.add_argument("scans", nargs="+", help="mesh files (.obj .ply .stl .off) or folders of them")
+    _add_mesh_args(mesh)
+    mesh.add_argument("--json", help="write the landmarks as JSON here (several scans: a list under 'scans')")
+    mesh.add_argument("--out", help="folder for each scan's landmarks (.json, .pp, _landmarks.ply) and a PNG")
+    mesh.set_defaults(run=cmd_mesh)
+
+    eval_mesh = benchmarks.add_parser(
+        "mesh", parents=[common], help="3D landmark error (mm) over a folder of scans with ground truth"
+    )
+    eval_mesh.add_argument(
+        "--data", required=True, help="folder of meshes (mm) with landmark files of the same stem"
+    )
+    _add_mesh_args(eval_mesh)
+    eval_mesh.add_argument("--json", help="write the report as JSON here")
+    eval_mesh.add_argument("--plot", help="write the cumulative error curves as a PNG here")
+    eval_mesh.set_defaults(run=cmd_eval_mesh)
+
+    train = commands.add_parser("train", help="train a model")
+    trainers = train.add_subparsers(dest="trainer", required=True, metavar="MODEL")
+    train_mesh = trainers.add_parser(
+        "mesh", parents=[common], help="train the mesh landmarker on synthetic BFM scans"
+    )
+    train_mesh.add_argument("--config", default="facegraph-mesh", help="2s-sgcn-paper or facegraph-mesh")
+    train_mesh.add_argument("--out", required=True, help="output folder (checkpoints, caches, history)")
+    train_mesh.add_argument("--bfm", help="BFM folder with dense bases (default: $FACEGRAPH_BFM)")
+    train_mesh.add_argument("--scans", type=int, default=2400, help="synthetic training scans (default 2400)")
+    train_mesh.add_argument("--val-scans", type=int, default=200, help="validation scans (default 200)")
+    train_mesh.add_argument("--points", type=int, help="override the configuration's input point count")
+    train_mesh.add_argument("--epochs", type=int, help="override the configuration's epochs")
+    train_mesh.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
+    train_mesh.add_argument("--seed", type=int, default=0)
+    train_mesh.add_argument("--workers", type=int, default=1, help="data loader processes (default 1)")
+    train_mesh.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train_mesh.add_argument("--quiet", action="store_true", help="no progress bar while generating scans")
+    train_mesh.set_defaults(run=cmd_train_mesh)
 
     demo = commands.add_parser("demo", parents=[common], help="run what facegraph can do on bundled inputs")
     demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")

@@ -1,4 +1,4 @@
-"""3D morphable models: the Basel Face Model in 3DDFA's layout and its 62-number parameters."""
+"""3D morphable models: the Basel Face Model in 3DDFA's layout (62 parameters) and the Surrey Face Model."""
 
 from facegraph.morphable.bfm import (
     BFM_ENV,
@@ -10,6 +10,7 @@ from facegraph.morphable.bfm import (
     resolve_bfm_folder,
     split_params,
 )
+from facegraph.morphable.sfm import PcaShapeModel, load_sfm, read_ibug_mapping
 
 __all__ = [
     "BFM_ENV",
@@ -17,7 +18,10 @@ __all__ = [
     "N_PARAMS",
     "MorphableModel",
     "ParamWhitening",
+    "PcaShapeModel",
     "load_bfm",
+    "load_sfm",
+    "read_ibug_mapping",
     "resolve_bfm_folder",
     "split_params",
 ]

@@ -1,0 +1,227 @@
+"""Mesh landmarker figures: accuracy on three kinds of scan, the refinement methods, and speed.
+
+Builds the test scans in a work folder (never in the repository: they derive from research-only
+models), runs ``facegraph eval mesh`` on them exactly as a user would, and rewrites the ``mesh`` section
+of benchmarks/RESULTS.md with the date, the machine and the commands.
+
+- (a) held-out synthetic BFM faces: a fixed seed the training never uses, with decimation, noise and
+  holes, posed within the training ranges; a second set adds head context (scalp, ears, neck).
+- (b) faces of another morphable model: the Surrey Face Model sampled from its prior (50 of the 68
+  landmarks are defined on it; the others are left out of its errors).
+- (c) the real scan menpo3d ``james.obj`` with ``james.ljson`` (mm).
+
+    .venv/bin/python benchmarks/mesh.py --bfm /path/to/bfm-with-dense-bases \
+        [--shared ../shared/data] [--paper-weights W] [--work /tmp/facegraph-mesh-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import HERE, OUT, RESULTS, machine, write_section
+from facegraph.datasets.synthetic_faces import Augmentation, SyntheticFaces
+from facegraph.geometry.pose import pose_to_matrix
+from facegraph.io import Mesh, read_mesh, write_json, write_mesh
+from facegraph.mesh.landmarker import MeshLandmarker, bundled_weights
+from facegraph.mesh.refine import REFINE_METHODS
+from facegraph.morphable.sfm import load_sfm, read_ibug_mapping
+from facegraph.types import HeadPose, Landmarks
+
+SECTION = "mesh"
+N_SCANS = 40
+SEED = 20261121  # not a training seed
+SPEED_VERTICES = 30_000
+SPEED_RUNS = 7
+
+
+def _write_set(folder: Path, scans: list[tuple[Mesh, np.ndarray]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (mesh, landmarks) in enumerate(scans):
+        write_mesh(folder / f"scan{i:03d}.obj", mesh)
+        visible = np.isfinite(landmarks).all(axis=1)
+        write_json(folder / f"scan{i:03d}.json", Landmarks(landmarks, "ibug68", visible=visible))
+    return folder
+
+
+def synthetic_set(folder: Path, bfm: str, context: float) -> Path:
+    """Held-out BFM scans with decimation, noise and holes (and head context when asked)."""
+    augmentation = Augmentation(context=context, crop=0.0)
+    faces = SyntheticFaces(bfm, augmentation)
+    rng = np.random.default_rng([SEED, int(context * 10)])
+    scans = [faces.sample(rng) for _ in range(N_SCANS)]
+    return _write_set(folder, [(Mesh(s.vertices, s.faces), s.landmarks) for s in scans])
+
+
+def sfm_set(folder: Path, shared: Path) -> Path:
+    """Surrey Face Model faces from its prior, posed within ±20° yaw, ±10° pitch, ±5° roll."""
+    model = load_sfm(shared / "sfm" / "sfm_shape_3448.bin")
+    mapping = read_ibug_mapping(shared / "sfm" / "ibug_to_sfm.txt")
+    rng = np.random.default_rng(SEED)
+    scans = []
+    for _ in range(N_SCANS):
+        vertices = model.random(rng)
+        rotation = pose_to_matrix(
+            HeadPose(yaw=rng.uniform(-20, 20), pitch=rng.uniform(-10, 10), roll=rng.uniform(-5, 5))
+        )
+        vertices = vertices @ rotation.T
+        landmarks = np.full((68, 3), np.nan)
+        for ibug, vertex in mapping.items():
+            landmarks[ibug] = vertices[vertex]
+        scans.append((Mesh(vertices, model.triangles), landmarks))
+    return _write_set(folder, scans)
+
+
+def james_set(folder: Path, shared: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("james.obj", "james.ljson"):
+        link = folder / name
+        if not link.exists():
+            link.symlink_to((shared / "menpo3d" / name).resolve())
+    return folder
+
+
+def evaluate(data: Path, weights: Path, refine: str, name: str) -> tuple[str, dict]:
+    """Run ``facegraph eval mesh`` on a folder; returns the command and the report."""
+    OUT.mkdir(exist_ok=True)
+    json_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"facegraph-mesh-{name}.json"
+    args = ["eval", "mesh", "--data", str(data), "--weights", str(weights), "--refine", refine]
+    args += ["--json", str(json_path), "--quiet"]
+    executable = Path(sys.executable).parent / "facegraph"
+    subprocess.run([str(executable), *args], check=True, cwd=HERE.parent, stdout=subprocess.DEVNULL)
+    return shlex.join(["facegraph", *args]), json.loads(json_path.read_text())
+
+
+def speed(bfm: str, weights: Path, work: Path) -> dict:
+    """Seconds per ~30k-vertex scan end to end (read → sample → graph → network → refine), and memory."""
+    faces = SyntheticFaces(bfm, Augmentation(decimate=0.0, holes=0.0, crop=0.0, context=0.0))
+    scan = faces.sample(np.random.default_rng(SEED))
+    import fast_simplification
+
+    reduction = 1.0 - SPEED_VERTICES / len(scan.vertices)
+    vertices, triangles = fast_simplification.simplify(
+        scan.vertices.astype(np.float32), scan.faces.astype(np.int32), target_reduction=reduction
+    )
+    path = work / "speed.obj"
+    write_mesh(path, Mesh(vertices.astype(np.float64), triangles.astype(np.int64)))
+    landmarker = MeshLandmarker(weights)
+    timings = []
+    for _ in range(SPEED_RUNS):
+        start = time.perf_counter()
+        mesh = read_mesh(path)
+        read = time.perf_counter() - start
+        result = landmarker(mesh, refine="geodesic")
+        timings.append({"read": read, **result.seconds, "end to end": time.perf_counter() - start})
+    median = {key: float(np.median([t[key] for t in timings])) for key in timings[0]}
+    return {
+        "vertices": int(len(mesh.vertices)),
+        "median": median,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def paper_forward_seconds() -> float:
+    """The published network's forward pass alone at its 32,768 points (random weights, random graph)."""
+    import torch
+
+    from facegraph.mesh.preprocess import get_config
+    from facegraph.nn.sgcn import StratifiedGcn
+
+    config = get_config("2s-sgcn-paper")
+    model = StratifiedGcn(config.network).eval()
+    n, k = config.n_points, config.network.neighbours
+    inputs = (torch.randn(1, n, 6), torch.randint(0, n, (1, n, k)), torch.randint(0, n, (1, 68)))
+    with torch.inference_mode():
+        model(*inputs)
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            model(*inputs)
+            runs.append(time.perf_counter() - start)
+    return float(np.median(runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", default=str(HERE.parent.parent / "shared" / "data"))
+    parser.add_argument("--bfm", default=os.environ.get("FACEGRAPH_BFM"), help="BFM folder with dense bases")
+    parser.add_argument(
+        "--weights", default=str(bundled_weights()), help="the shipped configuration's weights"
+    )
+    parser.add_argument("--paper-weights", help="2s-sgcn-paper weights trained on the same data")
+    parser.add_argument("--work", default="/tmp/facegraph-mesh-bench", help="folder for the generated scans")
+    args = parser.parse_args()
+    if not args.bfm:
+        parser.error("--bfm (or FACEGRAPH_BFM) must name a BFM folder with the dense bases")
+    shared, work = Path(args.shared), Path(args.work)
+    sets = {
+        "(a) synthetic BFM": synthetic_set(work / "bfm", args.bfm, context=0.0),
+        "(a') synthetic BFM with head context": synthetic_set(work / "bfm-context", args.bfm, context=1.0),
+        "(b) Surrey Face Model": sfm_set(work / "sfm", shared),
+        "(c) james (real scan)": james_set(work / "james", shared),
+    }
+    models = {"facegraph-mesh (shipped)": Path(args.weights)}
+    if args.paper_weights:
+        models["2s-sgcn-paper (same data)"] = Path(args.paper_weights)
+
+    paper_flag = " --paper-weights W" if args.paper_weights else ""
+    lines = [
+        "## Mesh landmarker (2S-SGCN): 68 landmarks on 3D scans",
+        "",
+        f"Measured {datetime.date.today().isoformat()} on {machine()}.",
+        f"Command: `.venv/bin/python benchmarks/mesh.py --bfm BFM{paper_flag}` (scans made with fixed"
+        " seeds; each row is one `facegraph eval mesh` run).",
+        "",
+        "Mean landmark error in mm over the 68 points and over the 51 inner points (iBUG 17-67); (b) counts"
+        " the 50 points the Surrey Face Model defines (49 of them inner).",
+        "",
+        "| model | refine | set | scans | mean 68 | inner 51 | median | s/scan |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    commands, reports = [], {}
+    for model_name, weights in models.items():
+        methods = REFINE_METHODS if model_name.startswith("facegraph") else ("geodesic",)
+        for refine in methods:
+            for set_name, folder in sets.items():
+                key = f"{model_name}|{refine}|{folder.name}"
+                command, report = evaluate(folder, weights, refine, key.replace("|", "_").replace(" ", ""))
+                reports[key] = report
+                commands.append(command)
+                lines.append(
+                    f"| {model_name} | {refine} | {set_name} | {report['n']} | {report['mean_mm']:.2f} | "
+                    f"**{report['mean_mm_51']:.2f}** | {report['median_mm']:.2f} | "
+                    f"{report['seconds_per_mesh']:.2f} |"
+                )
+    timing = speed(args.bfm, Path(args.weights), work)
+    parts = ", ".join(f"{k} {v:.3f}" for k, v in timing["median"].items())
+    lines += [
+        "",
+        f"Speed, shipped configuration, one ~{timing['vertices']:,}-vertex OBJ scan, geodesic refinement,"
+        f" median of {SPEED_RUNS} runs (s): {parts}. Peak resident memory of the benchmark process:"
+        f" {timing['peak_rss_mb']:.0f} MB.",
+        "",
+        f"The published network's forward pass alone at 32,768 points: {paper_forward_seconds():.2f} s.",
+        "",
+        "<details><summary>commands</summary>",
+        "",
+        *[f"    {c}" for c in commands],
+        "",
+        "</details>",
+    ]
+    (OUT / "mesh.json").write_text(json.dumps({"reports": reports, "speed": timing}, indent=1))
+    write_section(SECTION, "\n".join(lines))
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

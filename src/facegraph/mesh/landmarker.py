@@ -1,0 +1,189 @@
+"""Placing the 68 landmarks on a face mesh or point cloud: sample, predict heatmaps, decode, refine.
+
+The answer is in the input's own frame and units. The input is expected roughly in the canonical frame
+(+Y up, +Z toward the viewer; the synthetic training data covers yaw within ±35°, pitch ±25°, roll ±15°)
+and in millimetres; other units are detected from the size of the scan and refused unless ``units``
+says how to convert them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facegraph.errors import InputError
+from facegraph.io.meshes import Mesh, read_mesh
+from facegraph.mesh.checks import MM_PER_UNIT, check_scan
+from facegraph.mesh.preprocess import MeshConfig, network_input, to_batch
+from facegraph.mesh.refine import refine_landmarks
+from facegraph.mesh.sampling import (
+    SurfaceSample,
+    orient_each_outwards,
+    orient_outwards,
+    sample_cloud,
+    sample_surface,
+)
+from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, load_weights
+from facegraph.nn.sgcn import StratifiedGcn, decode_heatmaps
+from facegraph.types import Landmarks
+
+DEFAULT_WEIGHTS = "facegraph-mesh.safetensors"
+DENSE_FACTOR = 4  # the second pass samples this many times the network's points before thinning
+REFINE_TOP = 7
+SECOND_PASSES = 2
+TRIMMED_FRACTION = 0.3  # the share of worst-fitting landmarks left out when aligning to the mean face
+MIN_BALL_POINTS = 100
+
+
+@dataclass
+class MeshLandmarks:
+    """The landmarks of one scan, in its frame and units, with what was done to get them."""
+
+    points: np.ndarray
+    vertex_indices: np.ndarray
+    refine: str
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_landmarks(self) -> Landmarks:
+        return Landmarks(self.points, "ibug68")
+
+
+def bundled_weights() -> Path:
+    """The weights shipped inside the package."""
+    return Path(str(resources.files("facegraph") / "data" / "weights" / DEFAULT_WEIGHTS))
+
+
+class MeshLandmarker:
+    """A trained mesh landmarker: ``MeshLandmarker()(mesh)`` gives the 68 landmarks of a scan."""
+
+    def __init__(self, weights: str | Path | None = None, device: str | torch.device | None = None) -> None:
+        model, config, arrays, figures = load_weights(weights or bundled_weights())
+        self.device = torch.device(device) if device else torch.device("cpu")
+        self.model: StratifiedGcn = model.to(self.device)
+        self.config: MeshConfig = config
+        self.mean_landmarks = arrays.get(MEAN_KEY)
+        self.canonical_landmarks = arrays.get(CANONICAL_KEY)
+        if config.two_pass and self.canonical_landmarks is None:
+            raise InputError("two-pass weights without their canonical landmarks", weights)
+        self.figures = figures
+
+    def _pass(
+        self, sample: SurfaceSample, rng: np.random.Generator, centre: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """One network pass: landmarks (68, 3), each one's top points (68, t, 3) and their heat (68, t),
+        all in the sample's frame, and the normalisation scale (mm per unit)."""
+        net_input = network_input(sample.points, sample.normals, self.config, rng, centre)
+        batch = {
+            key: value.to(self.device) for key, value in to_batch([net_input], self.mean_landmarks).items()
+        }
+        with torch.inference_mode():
+            heat = self.model(**batch)[0].float().cpu()
+        points = torch.from_numpy(net_input.features[:, :3])
+        estimate, _ = decode_heatmaps(heat[None], points[None], self.config.network.decode_top)
+        values, indices = heat.topk(REFINE_TOP, dim=-1)
+
+        def to_frame(x: torch.Tensor) -> np.ndarray:
+            return x.numpy().astype(np.float64) * net_input.scale + net_input.centre
+
+        return to_frame(estimate[0]), to_frame(points[indices]), values.numpy(), net_input.scale
+
+    def __call__(
+        self, mesh: Mesh, refine: str = "geodesic", units: str | None = None, seed: int = 0
+    ) -> MeshLandmarks:
+        """The 68 landmarks of a scan; ``units`` (mm, cm, m, um, inch) overrides the size check."""
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        scan, notes = check_scan(mesh, units)
+        to_mm = MM_PER_UNIT[scan.units]
+        vertices = scan.vertices * to_mm
+        rng = np.random.default_rng(seed)
+        n_dense = self.config.n_points * DENSE_FACTOR
+        whole = self._sample(vertices, scan.faces, n_dense, rng)
+        timings["sample"] = time.perf_counter() - clock
+        estimate, top_points, top_heat, scale = self._pass(whole, rng)
+        timings["first pass"] = time.perf_counter() - clock - timings["sample"]
+        if self.config.two_pass:
+            start = time.perf_counter()
+            for _ in range(SECOND_PASSES):
+                rotation, shift = robust_rigid_fit(self.canonical_landmarks, estimate)
+                canonical = (vertices - shift) @ rotation  # the scan turned onto the mean face
+                sample = self._sample_ball(canonical, scan.faces, self.config.crop_radius, n_dense, rng)
+                estimate, top_points, top_heat, scale = self._pass(sample, rng, centre=np.zeros(3))
+                estimate, top_points = estimate @ rotation.T + shift, top_points @ rotation.T + shift
+            timings["second pass"] = time.perf_counter() - start
+        start = time.perf_counter()
+        method = refine if scan.faces is not None or refine == "none" else "euclidean"
+        if method != refine:
+            notes.append(f"a point cloud has no surface: refinement {refine!r} fell back to {method!r}")
+        result = refine_landmarks(
+            vertices, scan.faces, estimate, top_points, top_heat, self.config.sigma * scale, method
+        )
+        timings["refine"] = time.perf_counter() - start
+        timings["total"] = time.perf_counter() - clock
+        return MeshLandmarks(result.points / to_mm, result.vertex_indices, result.method, notes, timings)
+
+    @staticmethod
+    def _sample(
+        vertices: np.ndarray, faces: np.ndarray | None, n: int, rng: np.random.Generator
+    ) -> SurfaceSample:
+        if faces is None:
+            sample = sample_cloud(vertices, n, rng)
+            return SurfaceSample(sample.points, orient_each_outwards(sample.points, sample.normals), None)
+        sample = sample_surface(vertices, faces, n, rng)
+        return SurfaceSample(sample.points, orient_outwards(sample.points, sample.normals), sample.face_ids)
+
+    @classmethod
+    def _sample_ball(
+        cls, vertices: np.ndarray, faces: np.ndarray | None, radius: float, n: int, rng: np.random.Generator
+    ) -> SurfaceSample:
+        """Surface points within (the faces touching) a ball about the origin; all of them if it is empty."""
+        inside = np.linalg.norm(vertices, axis=1) < radius
+        if faces is None:
+            return cls._sample(
+                vertices[inside] if inside.sum() >= MIN_BALL_POINTS else vertices, None, n, rng
+            )
+        near = faces[inside[faces].any(axis=1)]
+        return cls._sample(vertices, near if len(near) else faces, n, rng)
+
+
+def rigid_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rotation R and shift t minimising |source @ R.T + t - target| (Kabsch, no reflection)."""
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    u, _, vt = np.linalg.svd((source - source_mean).T @ (target - target_mean))
+    flip = np.sign(np.linalg.det(vt.T @ u.T))
+    rotation = vt.T @ np.diag([1.0, 1.0, flip]) @ u.T
+    return rotation, target_mean - source_mean @ rotation.T
+
+
+def robust_rigid_fit(
+    source: np.ndarray, target: np.ndarray, rounds: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """``rigid_fit`` refitted on the best-fitting 70% of the points, so wild estimates do not tilt it."""
+    keep = np.ones(len(source), dtype=bool)
+    for _ in range(rounds):
+        rotation, shift = rigid_fit(source[keep], target[keep])
+        residual = np.linalg.norm(source @ rotation.T + shift - target, axis=1)
+        keep = residual <= np.quantile(residual, 1.0 - TRIMMED_FRACTION)
+    return rotation, shift
+
+
+_DEFAULT: MeshLandmarker | None = None
+
+
+def landmark(mesh: Mesh | str | Path, refine: str = "geodesic", units: str | None = None) -> Landmarks:
+    """The 68 iBUG landmarks of a face mesh or point cloud (shipped weights), in its frame and units.
+
+    ``mesh`` is a :class:`~facegraph.io.Mesh` or a mesh file's path.
+    """
+    global _DEFAULT
+    if not isinstance(mesh, Mesh):
+        mesh = read_mesh(mesh)
+    if _DEFAULT is None:
+        _DEFAULT = MeshLandmarker()
+    return _DEFAULT(mesh, refine=refine, units=units).to_landmarks()

@@ -1,0 +1,63 @@
+"""Mesh landmarker weights as safetensors: the network's tensors, named landmark arrays, and the config.
+
+The arrays are ``mean_landmarks`` (the published design's mean landmarks in its normalised frame, which
+pick the super points) and ``canonical_landmarks`` (the mean face's 68 landmarks in mm in the canonical
+frame, to which the two-pass configuration aligns its first estimate).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from facegraph.errors import InputError
+from facegraph.io.atomic import atomic_path
+from facegraph.mesh.preprocess import MeshConfig
+from facegraph.nn.sgcn import StratifiedGcn
+
+MEAN_KEY = "mean_landmarks"
+CANONICAL_KEY = "canonical_landmarks"
+ARRAY_KEYS = (MEAN_KEY, CANONICAL_KEY)
+
+
+def save_weights(
+    path: Path, model: StratifiedGcn, config: MeshConfig, arrays: dict[str, np.ndarray], figures: dict
+) -> None:
+    """Write the model's weights and named arrays, with its configuration and figures in the metadata."""
+    tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    for key, value in arrays.items():
+        if key not in ARRAY_KEYS:
+            raise ValueError(f"unknown array {key!r}")
+        tensors[key] = torch.as_tensor(value, dtype=torch.float32).contiguous()
+    metadata = {"config": json.dumps(config.to_dict()), "figures": json.dumps(figures)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def load_weights(path: str | Path) -> tuple[StratifiedGcn, MeshConfig, dict[str, np.ndarray], dict]:
+    """The model (eval mode), its configuration, its named arrays and its figures."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("weights file not found", path)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+        config = MeshConfig.from_dict(json.loads(metadata["config"]))
+    except (SafetensorError, KeyError, ValueError, TypeError, OSError) as exc:
+        raise InputError(f"not mesh landmarker weights ({exc})", path) from exc
+    arrays = {key: tensors.pop(key).numpy() for key in ARRAY_KEYS if key in tensors}
+    model = StratifiedGcn(config.network)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise InputError("weights do not match their configuration", path) from exc
+    model.eval()
+    return model, config, arrays, json.loads(metadata.get("figures", "{}"))

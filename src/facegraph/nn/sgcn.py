@@ -1,0 +1,152 @@
+"""The stratified graph convolutional network of 2S-SGCN (CVIU 2024): one heatmap per landmark over points.
+
+Each layer has a *local* branch, a graph convolution over each point's k nearest neighbours, and a
+*global* branch that lets distant parts of the face talk. In the published design the global branch is
+a graph convolution over the complete graph of 68 "super" points (the points nearest the mean landmark
+positions); the project's configuration instead pools the whole cloud (max over points) and hands the
+pooled feature to every point, which works whatever the framing of the scan.
+
+Graph convolutions are GCNConv(improved=True) on graphs where every point has the same number of
+neighbours, so the symmetric normalisation is a constant and the convolution is a weighted mean of the
+neighbours and twice the point itself, followed by a linear map. That identity lets the network run as
+dense gathers, without PyTorch Geometric's sparse kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+N_INPUT_FEATURES = 6  # xyz + normal
+
+
+@dataclass(frozen=True)
+class SgcnConfig:
+    """Architecture: hidden width, depth, neighbours per point, the global branch and the top-k decoder."""
+
+    hidden: int = 64
+    depth: int = 4
+    neighbours: int = 32
+    global_branch: str = "super"  # "super" (published) or "pool"
+    n_landmarks: int = 68
+    decode_top: int = 7
+
+
+def local_convolution(x: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """GCNConv(improved) aggregation on a k-regular graph: (sum of neighbours + 2·self) / (k + 2).
+
+    x: (B, N, C); neighbours: (B, N, k) indices of each point's neighbours (itself excluded).
+    """
+    batch, n, k = neighbours.shape
+    flat = neighbours.reshape(batch, n * k, 1).expand(-1, -1, x.shape[-1])
+    gathered = torch.gather(x, 1, flat).reshape(batch, n, k, x.shape[-1])
+    return (gathered.sum(dim=2) + 2.0 * x) / (k + 2.0)
+
+
+def super_point_convolution(x: torch.Tensor, super_points: torch.Tensor) -> torch.Tensor:
+    """GCNConv(improved) aggregation over the complete graph of the super points, self-loops elsewhere.
+
+    A super point averages all S super points with itself counted twice, (sum + x_i) / (S + 1);
+    any other point keeps its own feature (its only edge is its self-loop).
+    """
+    channels = x.shape[-1]
+    index = super_points.unsqueeze(-1).expand(-1, -1, channels)
+    members = torch.gather(x, 1, index)
+    mixed = (members.sum(dim=1, keepdim=True) + members) / (super_points.shape[1] + 1.0)
+    return x.scatter(1, index, mixed)
+
+
+class SgcnLayer(nn.Module):
+    """One stratified layer: local and global branches, each LayerNorm + ReLU, joined by a Linear."""
+
+    def __init__(self, in_channels: int, hidden: int, global_branch: str, residual: bool) -> None:
+        super().__init__()
+        self.local = nn.Linear(in_channels, hidden)
+        self.global_ = nn.Linear(in_channels, hidden)
+        self.local_norm = nn.LayerNorm(hidden)
+        self.global_norm = nn.LayerNorm(hidden)
+        self.join = nn.Linear(2 * hidden, hidden)
+        self.global_branch = global_branch
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor, neighbours: torch.Tensor, super_points: torch.Tensor) -> torch.Tensor:
+        local = F.relu(self.local_norm(self.local(local_convolution(x, neighbours))))
+        if self.global_branch == "super":
+            glob = self.global_(super_point_convolution(x, super_points))
+        else:
+            glob = self.global_(x.max(dim=1, keepdim=True).values).expand(-1, x.shape[1], -1)
+        glob = F.relu(self.global_norm(glob))
+        out = self.join(torch.cat([local, glob], dim=-1))
+        return out + x if self.residual else out
+
+
+class StratifiedGcn(nn.Module):
+    """Points with normals (B, N, 6) → heatmaps (B, L, N), one channel per landmark at every point."""
+
+    def __init__(self, config: SgcnConfig = SgcnConfig()) -> None:
+        super().__init__()
+        if config.global_branch not in ("super", "pool"):
+            raise ValueError(f"unknown global branch {config.global_branch!r}")
+        self.config = config
+        widths = [N_INPUT_FEATURES] + [config.hidden] * config.depth
+        self.layers = nn.ModuleList(
+            SgcnLayer(widths[i], config.hidden, config.global_branch, residual=i > 0)
+            for i in range(config.depth)
+        )
+        self.head = nn.Linear(config.hidden, config.n_landmarks)
+
+    def forward(
+        self, features: torch.Tensor, neighbours: torch.Tensor, super_points: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.config.global_branch == "super" and super_points is None:
+            raise ValueError("the published configuration needs the super points")
+        x = features
+        for layer in self.layers:
+            x = layer(x, neighbours, super_points)
+        return self.head(x).transpose(1, 2)
+
+
+def decode_heatmaps(
+    heat: torch.Tensor, points: torch.Tensor, top: int = 7
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Landmarks (B, L, 3) as the softmax(heat)-weighted mean of each channel's top points.
+
+    Returns the landmarks and the indices (B, L, top) of the points used.
+    """
+    values, indices = heat.topk(top, dim=-1)
+    weights = torch.softmax(values, dim=-1)
+    batch, n_landmarks, _ = indices.shape
+    chosen = torch.gather(points, 1, indices.reshape(batch, -1, 1).expand(-1, -1, 3)).reshape(
+        batch, n_landmarks, top, 3
+    )
+    return (weights.unsqueeze(-1) * chosen).sum(dim=2), indices
+
+
+def gaussian_targets(points: torch.Tensor, landmarks: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Target heatmaps (B, L, N): exp(-d² / 2σ²) of the distance from each point to each landmark."""
+    distances = torch.cdist(landmarks, points)
+    return torch.exp(-(distances**2) / (2.0 * sigma**2))
+
+
+def adaptive_wing_loss(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    omega: float = 14.0,
+    theta: float = 0.5,
+    epsilon: float = 1.0,
+    alpha: float = 2.1,
+    foreground: float = 0.1,
+    foreground_weight: float = 50.0,
+) -> torch.Tensor:
+    """Adaptive Wing loss (Wang et al., ICCV 2019); foreground points (target > 0.1) weigh 50·y + 1."""
+    error = (prediction - target).abs()
+    power = alpha - target
+    ratio = theta / epsilon
+    a = omega * (1.0 / (1.0 + ratio**power)) * power * ratio ** (power - 1.0) / epsilon
+    c = theta * a - omega * torch.log1p(ratio**power)
+    loss = torch.where(error < theta, omega * torch.log1p((error / epsilon) ** power), a * error - c)
+    weight = torch.where(target > foreground, foreground_weight * target + 1.0, torch.ones_like(target))
+    return (weight * loss).mean()

@@ -1,0 +1,1 @@
+"""Training loops: the mesh landmarker (and, later, the photo models)."""

@@ -1,0 +1,202 @@
+"""Training the mesh landmarker on synthetic BFM scans.
+
+The scans are generated once into a cache of dense surface samples (``build_point_cache``); every time
+a scan is used it gets a fresh rigid pose, scale and shift and a fresh thinning to the network's point
+count. For two-pass configurations half the samples are instead what the second pass sees: the face
+nearly in the canonical frame (the residual of an alignment to the mean face), cut to the ball about a
+jittered face centre and centred there. Randomness is seeded by (seed, epoch, sample), so a resumed run
+sees the same data as an unbroken one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from facegraph.datasets.synthetic_faces import Augmentation, PointCache, random_rigid
+from facegraph.errors import InputError
+from facegraph.io.atomic import atomic_path
+from facegraph.mesh.preprocess import MeshConfig, NetworkInput, network_input, to_batch
+from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, save_weights
+from facegraph.nn.sgcn import StratifiedGcn, adaptive_wing_loss, decode_heatmaps, gaussian_targets
+
+SECOND_PASS_FRACTION = 0.5
+DEFAULT_AUGMENTATION = Augmentation()
+# What is left after aligning a first estimate to the mean face: small turns and shifts.
+ALIGNMENT_RESIDUAL = Augmentation(yaw=8.0, pitch=8.0, roll=5.0, shift=0.0)
+CENTRE_JITTER_MM = 5.0
+
+
+def augmented_sample(
+    cache: PointCache, index: int, config: MeshConfig, rng: np.random.Generator, augmentation: Augmentation
+) -> tuple[NetworkInput, np.ndarray]:
+    """One network input from a cached scan, and its landmarks in the normalised frame (68, 3)."""
+    second_pass = config.two_pass and rng.random() < SECOND_PASS_FRACTION
+    residual = replace(ALIGNMENT_RESIDUAL, scale=augmentation.scale)
+    rotation, scale, shift = random_rigid(rng, residual if second_pass else augmentation)
+    points = scale * cache.points[index].astype(np.float64) @ rotation.T + shift
+    normals = cache.normals[index].astype(np.float64) @ rotation.T
+    landmarks = scale * cache.landmarks[index].astype(np.float64) @ rotation.T + shift
+    centre = None
+    if second_pass:
+        centre = landmarks.mean(axis=0) + rng.normal(0.0, CENTRE_JITTER_MM, 3)
+        inside = np.linalg.norm(points - centre, axis=1) < config.crop_radius
+        if inside.sum() >= config.n_points // 4:
+            points, normals = points[inside], normals[inside]
+    sample = network_input(points, normals, config, rng, centre)
+    return sample, ((landmarks - sample.centre) / sample.scale).astype(np.float32)
+
+
+class CachedScans(Dataset):
+    """Augmented network inputs drawn from a point cache; ``epoch`` re-seeds the augmentation."""
+
+    def __init__(self, cache: PointCache, config: MeshConfig, seed: int, augmentation: Augmentation) -> None:
+        self.cache, self.config, self.seed, self.augmentation = cache, config, seed, augmentation
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, index: int) -> tuple[NetworkInput, np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return augmented_sample(self.cache, index, self.config, rng, self.augmentation)
+
+
+def mean_landmarks(dataset: CachedScans, n: int = 200) -> np.ndarray:
+    """The mean landmark positions in the normalised frame, over n augmented samples."""
+    return np.mean([dataset[i % len(dataset)][1] for i in range(n)], axis=0).astype(np.float32)
+
+
+def _collate(mean: np.ndarray | None):
+    def collate(
+        items: list[tuple[NetworkInput, np.ndarray]],
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        inputs = [item[0] for item in items]
+        scales = torch.tensor([x.scale for x in inputs], dtype=torch.float32)
+        return to_batch(inputs, mean), torch.from_numpy(np.stack([item[1] for item in items])), scales
+
+    return collate
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_val_mm: float
+    history: list[dict]
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def evaluate(model: StratifiedGcn, loader: DataLoader, config: MeshConfig, device: torch.device) -> float:
+    """Mean landmark error in mm of the first-stage estimate (decoded heatmaps) over a loader."""
+    model.eval()
+    errors = []
+    with torch.no_grad():
+        for batch, landmarks, scales in loader:
+            batch = {key: value.to(device) for key, value in batch.items()}
+            heat = model(**batch)
+            estimate, _ = decode_heatmaps(heat, batch["features"][..., :3], config.network.decode_top)
+            distance = (estimate.cpu() - landmarks).norm(dim=-1) * scales[:, None]
+            errors.append(distance.mean(dim=1))
+    model.train()
+    return float(torch.cat(errors).mean())
+
+
+def train_mesh(
+    config: MeshConfig,
+    train_cache: PointCache,
+    val_cache: PointCache,
+    out: Path,
+    seed: int = 0,
+    resume: bool = False,
+    augmentation: Augmentation = DEFAULT_AUGMENTATION,
+    workers: int = 1,
+    max_minutes: float | None = None,
+) -> TrainResult:
+    """Train, validating every epoch; writes last.pt (resumable) and best.safetensors atomically."""
+    if len(train_cache) < config.batch_size:
+        raise InputError(f"{len(train_cache)} training scans is fewer than one batch of {config.batch_size}")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    device = pick_device()
+    train_set = CachedScans(train_cache, config, seed, augmentation)
+    val_set = CachedScans(val_cache, config, seed + 1_000_003, augmentation)
+    mean = mean_landmarks(train_set) if config.network.global_branch == "super" else None
+    model = StratifiedGcn(config.network).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    history: list[dict] = []
+    start_epoch, best = 0, (math.inf, -1)
+    last = out / "last.pt"
+    if resume and last.is_file():
+        state = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        start_epoch = int(state["epoch"]) + 1
+        history = json.loads(state["history"])
+        best = (float(state["best_val_mm"]), int(state["best_epoch"]))
+        if state.get("mean_landmarks") is not None:
+            mean = state["mean_landmarks"].cpu().numpy()
+    arrays = {} if mean is None else {MEAN_KEY: mean}
+    if config.two_pass:
+        arrays[CANONICAL_KEY] = train_cache.landmarks.mean(axis=0)
+    collate = _collate(mean)
+    val_loader = DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate, num_workers=workers)
+    began = time.monotonic()
+    for epoch in range(start_epoch, config.epochs):
+        train_set.epoch = epoch
+        loader = DataLoader(
+            train_set,
+            batch_size=config.batch_size,
+            shuffle=True,
+            collate_fn=collate,
+            num_workers=workers,
+            generator=torch.Generator().manual_seed(seed * 1000 + epoch),
+            drop_last=True,
+        )
+        losses = []
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")
+        for batch, landmarks, _ in bar:
+            batch = {key: value.to(device) for key, value in batch.items()}
+            heat = model(**batch)
+            target = gaussian_targets(batch["features"][..., :3], landmarks.to(device), config.sigma)
+            loss = adaptive_wing_loss(heat, target)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        val_mm = evaluate(model, val_loader, config, device)
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mm": val_mm})
+        tqdm.write(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}, validation {val_mm:.3f} mm")
+        if val_mm < best[0]:
+            best = (val_mm, epoch + 1)
+            save_weights(
+                out / "best.safetensors", model, config, arrays, {"val_mm": val_mm, "epoch": epoch + 1}
+            )
+        state = {
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "epoch": epoch,
+            "history": json.dumps(history),
+            "best_val_mm": best[0],
+            "best_epoch": best[1],
+            "mean_landmarks": None if mean is None else torch.from_numpy(mean),
+        }
+        with atomic_path(last) as tmp:
+            torch.save(state, tmp)
+        if max_minutes is not None and time.monotonic() - began > 60 * max_minutes:
+            tqdm.write(f"stopping after epoch {epoch + 1}: the {max_minutes:g}-minute budget is spent")
+            break
+    with atomic_path(out / "history.json") as tmp:
+        tmp.write_text(json.dumps(history, indent=1))
+    return TrainResult(best[1], best[0], history)

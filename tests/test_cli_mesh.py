@@ -1,0 +1,137 @@
+"""The ``facegraph mesh``, ``eval mesh`` and ``train mesh`` commands, with tiny random weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from facegraph.cli import main
+from facegraph.io import Mesh, read_landmarks, read_mesh, write_json, write_mesh
+from facegraph.types import Landmarks
+from tests.mesh.test_landmarker import tiny_weights
+
+REPORT_KEYS = {"n", "mean_mm", "mean_mm_51", "median_mm", "per_mesh", "per_landmark_mm", "seconds_per_mesh"}
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors"))
+
+
+def write_head(path: Path, radius: float = 80.0, subdivisions: int = 3) -> Path:
+    """An icosphere standing in for a scan, written as a mesh file (its folder made if need be)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sphere = trimesh.creation.icosphere(subdivisions=subdivisions, radius=radius)
+    write_mesh(path, Mesh(np.asarray(sphere.vertices), np.asarray(sphere.faces)))
+    return path
+
+
+def user_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run a command expecting a user error (exit code 2, no traceback); returns stderr."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("facegraph: error: ")
+    assert "Traceback" not in err
+    return err
+
+
+def test_mesh_writes_json_and_per_scan_files(weights, tmp_path, capsys):
+    scan = write_head(tmp_path / "head.obj")
+    report_path, out = tmp_path / "head_report.json", tmp_path / "out"
+    argv = ["mesh", str(scan), "--weights", weights, "--json", str(report_path), "--out", str(out)]
+    assert main(argv) == 0
+    assert f"{scan}: 68 landmarks (refine: geodesic" in capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    assert report["mesh"] == str(scan) and report["scheme"] == "ibug68"
+    assert len(report["points"]) == len(report["vertex_indices"]) == 68
+    vertices = read_mesh(scan).vertices
+    np.testing.assert_allclose(report["points"], vertices[report["vertex_indices"]], atol=1e-6)
+    for name in ("head.json", "head.pp", "head_landmarks.ply", "head.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0
+    assert (out / "head.png").read_bytes().startswith(b"\x89PNG")
+    np.testing.assert_allclose(read_landmarks(out / "head.json").points, report["points"])
+    np.testing.assert_allclose(read_landmarks(out / "head.pp").points, report["points"], atol=1e-4)
+    np.testing.assert_allclose(read_mesh(out / "head_landmarks.ply").vertices, report["points"])
+
+
+def test_mesh_on_a_folder_reports_every_scan(weights, tmp_path):
+    write_head(tmp_path / "scans" / "a.ply")
+    write_head(tmp_path / "scans" / "b.obj", radius=90.0)
+    report_path = tmp_path / "report.json"
+    argv = ["mesh", str(tmp_path / "scans"), "--weights", weights, "--json", str(report_path), "--quiet"]
+    assert main(argv) == 0
+    scans = json.loads(report_path.read_text())["scans"]
+    assert [Path(s["mesh"]).name for s in scans] == ["a.ply", "b.obj"]
+
+
+def test_mesh_refuses_a_file_that_is_not_a_mesh(weights, tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a mesh\n")
+    err = user_error(["mesh", str(text), "--weights", weights], capsys)
+    assert err.splitlines()[0].startswith(f"facegraph: error: {text}: unknown mesh format '.txt'")
+
+
+def test_mesh_refuses_a_single_bad_scan_in_one_line(weights, tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a mesh\n")
+    assert user_error(["mesh", str(text), "--weights", weights], capsys).count("\n") == 1
+
+
+def test_mesh_refuses_a_scan_in_metres_and_names_the_flag(weights, tmp_path, capsys):
+    scan = write_head(tmp_path / "metres.ply", radius=0.08)
+    err = user_error(["mesh", str(scan), "--weights", weights], capsys)
+    assert f"{scan}: " in err and "--units m" in err
+    assert main(["mesh", str(scan), "--weights", weights, "--units", "m"]) == 0
+
+
+def write_scan_folder(folder: Path, count: int = 2) -> Path:
+    """Scans with project-JSON ground truth: the 68 vertices nearest the front of each sphere."""
+    for i in range(count):
+        scan = write_head(folder / f"s{i}_scan.obj", radius=80.0 + 5 * i)
+        vertices = read_mesh(scan).vertices
+        write_json(folder / f"s{i}_scan.json", Landmarks(vertices[np.argsort(-vertices[:, 2])[:68]]))
+    return folder
+
+
+def test_eval_mesh_writes_the_documented_report_and_a_plot(weights, tmp_path, capsys):
+    data = write_scan_folder(tmp_path / "scans")
+    report_path, plot = tmp_path / "report.json", tmp_path / "ced.png"
+    argv = ["eval", "mesh", "--data", str(data), "--weights", weights, "--quiet"]
+    assert main([*argv, "--json", str(report_path), "--plot", str(plot)]) == 0
+    assert "scans" in capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    assert set(report) == REPORT_KEYS
+    assert report["n"] == 2 and len(report["per_mesh"]) == 2
+    assert len(report["per_landmark_mm"]) == 68
+    per_mesh = [m["mean_mm"] for m in report["per_mesh"]]
+    assert report["mean_mm"] == pytest.approx(np.mean(per_mesh))
+    assert report["median_mm"] == pytest.approx(np.median(per_mesh))
+    assert report["mean_mm"] == pytest.approx(np.mean(report["per_landmark_mm"]))
+    assert report["mean_mm"] > 0 and report["mean_mm_51"] > 0 and report["seconds_per_mesh"] > 0
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_eval_mesh_reports_millimetres_for_scans_in_metres(weights, tmp_path):
+    write_head(tmp_path / "scans" / "s0.ply", radius=0.08)
+    far = Landmarks(np.tile([0.0, 0.0, 1.0], (68, 1)))  # 1 m in front of the sphere's centre
+    write_json(tmp_path / "scans" / "s0.json", far)
+    report_path = tmp_path / "report.json"
+    argv = ["eval", "mesh", "--data", str(tmp_path / "scans"), "--weights", weights, "--units", "m"]
+    assert main([*argv, "--quiet", "--json", str(report_path)]) == 0
+    assert 900.0 < json.loads(report_path.read_text())["mean_mm"] < 1100.0
+
+
+def test_eval_mesh_needs_ground_truth(weights, tmp_path, capsys):
+    write_head(tmp_path / "scans" / "lonely.obj")
+    err = user_error(["eval", "mesh", "--data", str(tmp_path / "scans"), "--weights", weights], capsys)
+    assert "no mesh has a ground-truth landmark file" in err
+
+
+def test_train_mesh_refuses_an_unknown_config(tmp_path, capsys):
+    err = user_error(["train", "mesh", "--config", "nope", "--out", str(tmp_path / "run")], capsys)
+    assert "unknown --config 'nope'" in err and "facegraph-mesh" in err
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,112 @@
+"""Training the mesh landmarker for a few steps on a cache of fake synthetic scans."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import cKDTree
+
+from facegraph.datasets.synthetic_faces import SyntheticFaces, build_point_cache
+from facegraph.io.meshes import Mesh
+from facegraph.mesh.landmarker import MeshLandmarker
+from facegraph.mesh.preprocess import get_config
+from facegraph.nn.sgcn import SgcnConfig
+from facegraph.train.mesh import DEFAULT_AUGMENTATION, augmented_sample, train_mesh
+from tests.datasets.test_synthetic_faces import fake_bfm
+
+TINY = replace(
+    get_config("facegraph-mesh"),
+    n_points=128,
+    network=SgcnConfig(hidden=8, depth=2, neighbours=8, global_branch="pool"),
+    batch_size=2,
+    epochs=1,
+)
+
+
+@pytest.fixture(scope="module")
+def faces() -> SyntheticFaces:
+    return SyntheticFaces(fake_bfm())
+
+
+@pytest.fixture(scope="module")
+def caches(faces):
+    """Six training scans and two validation scans of 512 points."""
+    return (
+        build_point_cache(faces, 6, 512, seed=0, progress=False),
+        build_point_cache(faces, 2, 512, seed=1, progress=False),
+    )
+
+
+def test_train_writes_weights_checkpoint_and_history_and_resumes(caches, faces, tmp_path):
+    train, val = caches
+    first = train_mesh(TINY, train, val, tmp_path, workers=0)
+    assert first.best_epoch == 1 and np.isfinite(first.best_val_mm)
+    for name in ("best.safetensors", "last.pt", "history.json"):
+        assert (tmp_path / name).is_file()
+    assert [h["epoch"] for h in json.loads((tmp_path / "history.json").read_text())] == [1]
+
+    resumed = train_mesh(replace(TINY, epochs=2), train, val, tmp_path, resume=True, workers=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history == resumed.history
+    assert history[0] == first.history[0]
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
+
+    landmarker = MeshLandmarker(tmp_path / "best.safetensors")
+    assert landmarker.config.n_points == 128
+    assert landmarker.figures["epoch"] == resumed.best_epoch
+    scan = faces.sample(np.random.default_rng(5))
+    result = landmarker(Mesh(scan.vertices, scan.faces))
+    assert result.points.shape == (68, 3) and np.isfinite(result.points).all()
+
+
+def test_a_resumed_run_matches_an_unbroken_one(caches, tmp_path):
+    train, val = caches
+    train_mesh(TINY, train, val, tmp_path / "resumed", workers=0)
+    resumed = train_mesh(replace(TINY, epochs=2), train, val, tmp_path / "resumed", resume=True, workers=0)
+    unbroken = train_mesh(replace(TINY, epochs=2), train, val, tmp_path / "unbroken", workers=0)
+    assert resumed.history == unbroken.history
+
+
+@pytest.mark.parametrize("config", [TINY, replace(TINY, normalisation="bbox", two_pass=False)])
+def test_augmented_sample_landmarks_share_the_features_frame(caches, config):
+    cache = caches[0]
+    sample, landmarks = augmented_sample(cache, 3, config, np.random.default_rng(9), DEFAULT_AUGMENTATION)
+    assert sample.features.shape == (128, 6) and landmarks.shape == (68, 3)
+    assert sample.neighbours.shape == (128, 8)
+    # Back in mm, the landmarks are the cached ones under one similarity transform, and the features'
+    # points lie on the cached points under that same transform.
+    recovered = landmarks.astype(np.float64) * sample.scale + sample.centre
+    source = cache.landmarks[3].astype(np.float64)
+    centred_source, centred_target = source - source.mean(axis=0), recovered - recovered.mean(axis=0)
+    u, singular, vt = np.linalg.svd(centred_source.T @ centred_target)
+    rotation = (u @ vt).T
+    scale = singular.sum() / (centred_source**2).sum()
+    shift = recovered.mean(axis=0) - scale * source.mean(axis=0) @ rotation.T
+    np.testing.assert_allclose(scale * source @ rotation.T + shift, recovered, atol=1e-3)
+    posed_points = scale * cache.points[3].astype(np.float64) @ rotation.T + shift
+    distances, _ = cKDTree(posed_points).query(sample.features[:, :3] * sample.scale + sample.centre)
+    assert distances.max() < 1e-3
+    normals = sample.features[:, 3:]
+    np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-5)
+    if config.normalisation == "bbox":
+        assert np.abs(sample.features[:, :3]).max() == pytest.approx(1.0, abs=1e-6)
+    else:
+        assert sample.scale == config.metric_scale
+
+
+def test_the_super_point_design_trains_and_keeps_its_mean_landmarks(caches, tmp_path):
+    train, val = caches
+    config = replace(TINY, network=replace(TINY.network, global_branch="super"))
+    train_mesh(config, train, val, tmp_path, workers=0)
+    landmarker = MeshLandmarker(tmp_path / "best.safetensors")
+    mean = landmarker.mean_landmarks
+    assert mean.shape == (68, 3) and np.isfinite(mean).all()
+    # In the normalised frame (100 mm per unit): the fake faces' landmarks lie within 80 mm of their centre.
+    assert np.abs(mean).max() < 1.0
+    checkpoint = torch.load(tmp_path / "last.pt", weights_only=True)
+    np.testing.assert_array_equal(checkpoint["mean_landmarks"].numpy(), mean)
