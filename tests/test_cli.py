@@ -249,7 +249,7 @@ def test_demo_writes_the_files_it_lists(tmp_path: Path, capsys) -> None:
     listed = [
         Path(line.split()[-1]) for line in printed.splitlines() if line.split()[-1].startswith(str(out))
     ]
-    assert len(listed) == 7
+    assert len(listed) == 10
     assert sorted(listed) == sorted(out.iterdir())
     with Image.open(out / "einstein-annotated.png") as annotated:
         annotated.verify()

@@ -43,7 +43,7 @@ def test_mesh_writes_json_and_per_scan_files(weights, tmp_path, capsys):
     scan = write_head(tmp_path / "head.obj")
     report_path, out = tmp_path / "head_report.json", tmp_path / "out"
     argv = ["mesh", str(scan), "--weights", weights, "--json", str(report_path), "--out", str(out)]
-    assert main(argv) == 0
+    assert main([*argv, "--refine", "geodesic"]) == 0
     assert f"{scan}: 68 landmarks (refine: geodesic" in capsys.readouterr().out
     report = json.loads(report_path.read_text())
     assert report["mesh"] == str(scan) and report["scheme"] == "ibug68"

@@ -59,6 +59,12 @@ def cmd_models(args: argparse.Namespace) -> None:
 
     for spec in MODELS.values():
         print(f"{spec.name}\n  {spec.description}\n  weights: {spec.weights_source}")
+    from facegraph.mesh.landmarker import bundled_weights
+
+    print(
+        "facegraph-mesh\n  68 landmarks on 3D face scans (2S-SGCN design, the project's configuration)"
+        f"\n  weights: shipped, {bundled_weights().name} (model card beside it)"
+    )
 
 
 def cmd_eval_aflw2000(args: argparse.Namespace) -> None:
@@ -351,13 +357,14 @@ def _add_model_args(parser: argparse.ArgumentParser, default: str | None) -> Non
 
 
 def _add_mesh_args(parser: argparse.ArgumentParser) -> None:
+    from facegraph.mesh.landmarker import DEFAULT_REFINE
     from facegraph.mesh.refine import REFINE_METHODS
 
     parser.add_argument(
         "--refine",
         choices=REFINE_METHODS,
-        default="geodesic",
-        help="second stage: geodesic or euclidean profile matching on the mesh, snap to the surface, or none",
+        default=DEFAULT_REFINE,
+        help="second stage: snap to the surface (default), geodesic or euclidean profile matching, or none",
     )
     parser.add_argument(
         "--units", choices=("mm", "cm", "m", "um", "inch"), help="the scans' units (default: mm, checked)"

@@ -57,6 +57,11 @@ def check_scan(mesh: Mesh, units: str | None = None) -> tuple[CheckedScan, list[
             )
     elif units not in MM_PER_UNIT:
         raise InputError(f"unknown units {units!r} (known: {', '.join(MM_PER_UNIT)})")
+    elif not PLAUSIBLE_MM[0] <= diagonal * MM_PER_UNIT[units] <= PLAUSIBLE_MM[1]:
+        size = diagonal * MM_PER_UNIT[units]
+        raise InputError(
+            f"in {units} the scan would be {size:.4g} mm across: not a face or a head (check --units)"
+        )
     faces = mesh.faces
     if faces is not None:
         faces = np.asarray(faces, dtype=np.int64)

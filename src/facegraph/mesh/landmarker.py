@@ -35,7 +35,10 @@ from facegraph.types import Landmarks
 DEFAULT_WEIGHTS = "facegraph-mesh.safetensors"
 DENSE_FACTOR = 4  # the second pass samples this many times the network's points before thinning
 REFINE_TOP = 7
-SECOND_PASSES = 2
+# The refinement that measured best with the shipped weights (benchmarks/RESULTS.md): with heatmaps as
+# wide as these, profile matching moves points away more often than toward the truth.
+DEFAULT_REFINE = "snap"
+SECOND_PASSES = 3  # chosen on held-out synthetic scans: each re-alignment helps
 TRIMMED_FRACTION = 0.3  # the share of worst-fitting landmarks left out when aligning to the mean face
 MIN_BALL_POINTS = 100
 
@@ -74,16 +77,23 @@ class MeshLandmarker:
         self.figures = figures
 
     def _pass(
-        self, sample: SurfaceSample, rng: np.random.Generator, centre: np.ndarray | None = None
+        self,
+        sample: SurfaceSample,
+        rng: np.random.Generator,
+        centre: np.ndarray | None = None,
+        coarse: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """One network pass: landmarks (68, 3), each one's top points (68, t, 3) and their heat (68, t),
-        all in the sample's frame, and the normalisation scale (mm per unit)."""
+        all in the sample's frame, and the normalisation scale (mm per unit). ``coarse`` decodes the wide
+        heatmaps when the network has them."""
         net_input = network_input(sample.points, sample.normals, self.config, rng, centre)
         batch = {
             key: value.to(self.device) for key, value in to_batch([net_input], self.mean_landmarks).items()
         }
         with torch.inference_mode():
             heat = self.model(**batch)[0].float().cpu()
+        n = self.config.network.n_landmarks
+        heat = heat[n:] if coarse and self.config.network.coarse else heat[:n]
         points = torch.from_numpy(net_input.features[:, :3])
         estimate, _ = decode_heatmaps(heat[None], points[None], self.config.network.decode_top)
         values, indices = heat.topk(REFINE_TOP, dim=-1)
@@ -94,7 +104,7 @@ class MeshLandmarker:
         return to_frame(estimate[0]), to_frame(points[indices]), values.numpy(), net_input.scale
 
     def __call__(
-        self, mesh: Mesh, refine: str = "geodesic", units: str | None = None, seed: int = 0
+        self, mesh: Mesh, refine: str = DEFAULT_REFINE, units: str | None = None, seed: int = 0
     ) -> MeshLandmarks:
         """The 68 landmarks of a scan; ``units`` (mm, cm, m, um, inch) overrides the size check."""
         timings: dict[str, float] = {}
@@ -106,7 +116,7 @@ class MeshLandmarker:
         n_dense = self.config.n_points * DENSE_FACTOR
         whole = self._sample(vertices, scan.faces, n_dense, rng)
         timings["sample"] = time.perf_counter() - clock
-        estimate, top_points, top_heat, scale = self._pass(whole, rng)
+        estimate, top_points, top_heat, scale = self._pass(whole, rng, coarse=self.config.two_pass)
         timings["first pass"] = time.perf_counter() - clock - timings["sample"]
         if self.config.two_pass:
             start = time.perf_counter()
@@ -176,7 +186,7 @@ def robust_rigid_fit(
 _DEFAULT: MeshLandmarker | None = None
 
 
-def landmark(mesh: Mesh | str | Path, refine: str = "geodesic", units: str | None = None) -> Landmarks:
+def landmark(mesh: Mesh | str | Path, refine: str = DEFAULT_REFINE, units: str | None = None) -> Landmarks:
     """The 68 iBUG landmarks of a face mesh or point cloud (shipped weights), in its frame and units.
 
     ``mesh`` is a :class:`~facegraph.io.Mesh` or a mesh file's path.

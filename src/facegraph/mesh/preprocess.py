@@ -5,10 +5,11 @@ Two configurations are defined:
 - ``2s-sgcn-paper``, the published design: 32,768 points, the bounding box mapped into (-1, 1), the
   global branch over the 68 super points, one pass over the whole input.
 - ``facegraph-mesh``, the project's: 4,096 points in a fixed metric frame (100 mm to one unit, so the
-  network sees true sizes whatever the framing), a pooled global branch, and two stages of passes. The
+  network sees true sizes whatever the framing), Fourier features of the coordinates, a pooled global
+  branch, wide (15 mm) heatmaps beside the narrow ones to find the face, and two stages of passes. The
   first pass, over the whole scan, finds the face in any pose within the training ranges; the scan is then
   turned and moved so that the first estimate lies on the mean face in the canonical frame, and the
-  second pass runs on a ball of 110 mm about the face there (twice, re-aligning in between). Heads with
+  second pass runs on a ball of 110 mm about the face there (three times, re-aligning in between). Heads with
   scalp, ears, neck and shoulders are landmarked as well as cropped faces, and the second pass works on
   nearly frontal, centred faces, which is what makes it accurate.
 """
@@ -35,6 +36,7 @@ class MeshConfig:
     network: SgcnConfig = field(default_factory=SgcnConfig)
     metric_scale: float = 100.0
     sigma: float = 0.03  # target Gaussian, normalised units
+    coarse_sigma: float = 0.15  # the wide heatmaps' Gaussian (when the network has them)
     two_pass: bool = False
     crop_radius: float = 110.0  # mm, the second pass's ball about the first pass's face centre
     batch_size: int = 8
@@ -63,7 +65,7 @@ CONFIGS: dict[str, MeshConfig] = {
         name="facegraph-mesh",
         n_points=4_096,
         normalisation="metric",
-        network=SgcnConfig(global_branch="pool"),
+        network=SgcnConfig(global_branch="pool", fourier_bands=6, coarse=True),
         two_pass=True,
     ),
 }

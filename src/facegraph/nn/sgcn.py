@@ -14,6 +14,7 @@ dense gathers, without PyTorch Geometric's sparse kernels.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,12 @@ class SgcnConfig:
     global_branch: str = "super"  # "super" (published) or "pool"
     n_landmarks: int = 68
     decode_top: int = 7
+    fourier_bands: int = 0  # 0: xyz + normal as published; else sin/cos of xyz at 2^0..2^(b-1) pi added
+    coarse: bool = False  # a second set of 68 channels with wide heatmaps, for finding the face
+
+    @property
+    def out_channels(self) -> int:
+        return self.n_landmarks * (2 if self.coarse else 1)
 
 
 def local_convolution(x: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
@@ -84,29 +91,44 @@ class SgcnLayer(nn.Module):
 
 
 class StratifiedGcn(nn.Module):
-    """Points with normals (B, N, 6) → heatmaps (B, L, N), one channel per landmark at every point."""
+    """Points with normals (B, N, 6) → heatmaps (B, L, N), one channel per landmark at every point.
+
+    With ``coarse``, channels L..2L-1 are wide heatmaps of the same landmarks (B, 2L, N).
+    """
 
     def __init__(self, config: SgcnConfig = SgcnConfig()) -> None:
         super().__init__()
         if config.global_branch not in ("super", "pool"):
             raise ValueError(f"unknown global branch {config.global_branch!r}")
         self.config = config
-        widths = [N_INPUT_FEATURES] + [config.hidden] * config.depth
+        widths = [N_INPUT_FEATURES + 6 * config.fourier_bands] + [config.hidden] * config.depth
         self.layers = nn.ModuleList(
             SgcnLayer(widths[i], config.hidden, config.global_branch, residual=i > 0)
             for i in range(config.depth)
         )
-        self.head = nn.Linear(config.hidden, config.n_landmarks)
+        self.head = nn.Linear(config.hidden, config.out_channels)
 
     def forward(
         self, features: torch.Tensor, neighbours: torch.Tensor, super_points: torch.Tensor | None = None
     ) -> torch.Tensor:
         if self.config.global_branch == "super" and super_points is None:
             raise ValueError("the published configuration needs the super points")
-        x = features
+        bands = self.config.fourier_bands
+        x = fourier_features(features, bands) if bands else features
         for layer in self.layers:
             x = layer(x, neighbours, super_points)
         return self.head(x).transpose(1, 2)
+
+
+def fourier_features(features: torch.Tensor, bands: int) -> torch.Tensor:
+    """Append sin and cos of the coordinates at frequencies 2^0..2^(bands-1) times pi.
+
+    Heatmaps are narrow bumps (sigma 3 mm on a 200 mm face); networks fed raw coordinates learn such
+    high-frequency functions of position slowly (spectral bias), and these features remove that hurdle.
+    """
+    xyz = features[..., :3]
+    scaled = torch.cat([xyz * (math.pi * 2.0**band) for band in range(bands)], dim=-1)
+    return torch.cat([features, torch.sin(scaled), torch.cos(scaled)], dim=-1)
 
 
 def decode_heatmaps(

@@ -104,7 +104,7 @@ def evaluate(model: StratifiedGcn, loader: DataLoader, config: MeshConfig, devic
     with torch.no_grad():
         for batch, landmarks, scales in loader:
             batch = {key: value.to(device) for key, value in batch.items()}
-            heat = model(**batch)
+            heat = model(**batch)[:, : config.network.n_landmarks]
             estimate, _ = decode_heatmaps(heat, batch["features"][..., :3], config.network.decode_top)
             distance = (estimate.cpu() - landmarks).norm(dim=-1) * scales[:, None]
             errors.append(distance.mean(dim=1))
@@ -168,8 +168,12 @@ def train_mesh(
         for batch, landmarks, _ in bar:
             batch = {key: value.to(device) for key, value in batch.items()}
             heat = model(**batch)
-            target = gaussian_targets(batch["features"][..., :3], landmarks.to(device), config.sigma)
-            loss = adaptive_wing_loss(heat, target)
+            points, landmarks = batch["features"][..., :3], landmarks.to(device)
+            n = config.network.n_landmarks
+            loss = adaptive_wing_loss(heat[:, :n], gaussian_targets(points, landmarks, config.sigma))
+            if config.network.coarse:
+                wide = gaussian_targets(points, landmarks, config.coarse_sigma)
+                loss = loss + adaptive_wing_loss(heat[:, n:], wide)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
