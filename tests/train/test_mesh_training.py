@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +111,28 @@ def test_the_super_point_design_trains_and_keeps_its_mean_landmarks(caches, tmp_
     assert np.abs(mean).max() < 1.0
     checkpoint = torch.load(tmp_path / "last.pt", weights_only=True)
     np.testing.assert_array_equal(checkpoint["mean_landmarks"].numpy(), mean)
+
+
+def _distributed_worker(rank: int, world: int, port: int, caches, out: str) -> None:
+    """One of the processes torchrun would start, on the CPU (gloo)."""
+    import os
+
+    os.environ.update(
+        {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1"}
+    )
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    train_mesh(replace(TINY, epochs=2), caches[0], caches[1], Path(out), workers=0)
+
+
+def test_distributed_training_on_two_cpu_processes(caches, tmp_path):
+    """DistributedDataParallel over two processes: they share each epoch, the first writes the files."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torch.multiprocessing.spawn(_distributed_worker, args=(2, port, caches, str(tmp_path)), nprocs=2)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [entry["epoch"] for entry in history] == [1, 2]
+    assert MeshLandmarker(tmp_path / "best.safetensors").config.n_points == 128

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch import distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from facegraph.datasets.synthetic_faces import Augmentation, PointCache, random_rigid
@@ -93,8 +96,38 @@ class TrainResult:
     history: list[dict]
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+@dataclass(frozen=True)
+class Processes:
+    """This process's place among the training processes (torchrun's RANK, WORLD_SIZE, LOCAL_RANK)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @staticmethod
+    def from_environment() -> Processes:
+        env = os.environ
+        return Processes(
+            int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
+        )
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _stop_together(stop: bool, distributed: bool) -> bool:
+    """The first process's decision to stop, shared with the others (it alone keeps the time)."""
+    if not distributed:
+        return stop
+    decision = [stop]
+    dist.broadcast_object_list(decision, src=0)
+    return bool(decision[0])
+
+
+def pick_device(processes: Processes = Processes()) -> torch.device:
+    """This process's GPU when there is one, else the CPU."""
+    return torch.device(f"cuda:{processes.local_rank}" if torch.cuda.is_available() else "cpu")
 
 
 def evaluate(model: StratifiedGcn, loader: DataLoader, config: MeshConfig, device: torch.device) -> float:
@@ -123,12 +156,21 @@ def train_mesh(
     workers: int = 1,
     max_minutes: float | None = None,
 ) -> TrainResult:
-    """Train, validating every epoch; writes last.pt (resumable) and best.safetensors atomically."""
+    """Train, validating every epoch; writes last.pt (resumable) and best.safetensors atomically.
+
+    Launched by ``torchrun --nproc_per_node G``, it trains with DistributedDataParallel (NCCL on GPUs,
+    gloo on CPUs): each process takes its share of every epoch in batches of ``config.batch_size``, and
+    the first one validates and writes the checkpoints.
+    """
     if len(train_cache) < config.batch_size:
         raise InputError(f"{len(train_cache)} training scans is fewer than one batch of {config.batch_size}")
+    processes = Processes.from_environment()
+    distributed = processes.world > 1
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    device = pick_device()
+    device = pick_device(processes)
     train_set = CachedScans(train_cache, config, seed, augmentation)
     val_set = CachedScans(val_cache, config, seed + 1_000_003, augmentation)
     mean = mean_landmarks(train_set) if config.network.global_branch == "super" else None
@@ -151,23 +193,36 @@ def train_mesh(
         arrays[CANONICAL_KEY] = train_cache.landmarks.mean(axis=0)
     collate = _collate(mean)
     val_loader = DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate, num_workers=workers)
+    trained = (
+        DistributedDataParallel(model, device_ids=[device.index] if device.index is not None else None)
+        if distributed
+        else model
+    )
     began = time.monotonic()
     for epoch in range(start_epoch, config.epochs):
         train_set.epoch = epoch
+        order = {"generator": torch.Generator().manual_seed(seed * 1000 + epoch), "shuffle": True}
+        if distributed:
+            sampler = DistributedSampler(
+                train_set, processes.world, processes.rank, seed=seed, drop_last=True
+            )
+            sampler.set_epoch(epoch)
+            order = {"sampler": sampler}
         loader = DataLoader(
             train_set,
             batch_size=config.batch_size,
-            shuffle=True,
             collate_fn=collate,
             num_workers=workers,
-            generator=torch.Generator().manual_seed(seed * 1000 + epoch),
             drop_last=True,
+            **order,
         )
         losses = []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")
+        bar = tqdm(
+            loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not processes.main
+        )
         for batch, landmarks, _ in bar:
             batch = {key: value.to(device) for key, value in batch.items()}
-            heat = model(**batch)
+            heat = trained(**batch)
             points, landmarks = batch["features"][..., :3], landmarks.to(device)
             n = config.network.n_landmarks
             loss = adaptive_wing_loss(heat[:, :n], gaussian_targets(points, landmarks, config.sigma))
@@ -179,6 +234,10 @@ def train_mesh(
             optimiser.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        if not processes.main:
+            if _stop_together(False, distributed):
+                break
+            continue
         val_mm = evaluate(model, val_loader, config, device)
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mm": val_mm})
         tqdm.write(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}, validation {val_mm:.3f} mm")
@@ -198,9 +257,14 @@ def train_mesh(
         }
         with atomic_path(last) as tmp:
             torch.save(state, tmp)
-        if max_minutes is not None and time.monotonic() - began > 60 * max_minutes:
+        spent = max_minutes is not None and time.monotonic() - began > 60 * max_minutes
+        if spent:
             tqdm.write(f"stopping after epoch {epoch + 1}: the {max_minutes:g}-minute budget is spent")
+        if _stop_together(spent, distributed):
             break
-    with atomic_path(out / "history.json") as tmp:
-        tmp.write_text(json.dumps(history, indent=1))
+    if processes.main:
+        with atomic_path(out / "history.json") as tmp:
+            tmp.write_text(json.dumps(history, indent=1))
+    if distributed:
+        dist.destroy_process_group()
     return TrainResult(best[1], best[0], history)
