@@ -244,6 +244,7 @@ def cmd_mesh(args: argparse.Namespace) -> None:
 def cmd_eval_mesh(args: argparse.Namespace) -> None:
     from facegraph.datasets.scans import folder_records
     from facegraph.evaluation.meshes import evaluate_scans
+    from facegraph.mesh.checks import MM_PER_UNIT
     from facegraph.mesh.landmarker import MeshLandmarker
 
     _check_output_folder(args.json)
@@ -256,8 +257,6 @@ def cmd_eval_mesh(args: argparse.Namespace) -> None:
             "no mesh has a ground-truth landmark file of the same stem (.json, .ljson, .pp)", args.data
         )
     landmarker = MeshLandmarker(args.weights)
-    from facegraph.mesh.checks import MM_PER_UNIT
-
     report = evaluate_scans(
         records,
         lambda mesh: landmarker(mesh, refine=args.refine, units=args.units).points,

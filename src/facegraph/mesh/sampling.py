@@ -116,8 +116,8 @@ def orient_outwards(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """Flip all normals together when most point inwards, i.e. toward the cloud's centroid.
 
     A face scan seen from the front bulges toward the viewer, so its outward normals mostly point away
-    from the centroid; meshes with reversed winding (and PCA normals, whose sign is arbitrary per
-    point) are made to agree with that. For PCA normals each one is flipped individually.
+    from the centroid; meshes with reversed winding are made to agree with that. (PCA normals, whose
+    sign is arbitrary per point, need :func:`orient_each_outwards` instead.)
     """
     outward = np.einsum("ij,ij->i", normals, points - points.mean(axis=0))
     if np.mean(outward >= 0) < 0.5:
