@@ -27,6 +27,7 @@ test: lint
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/harness.py
+	$(BIN)/python benchmarks/synergynet.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

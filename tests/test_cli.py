@@ -149,7 +149,7 @@ def test_model_without_weights_says_where_they_come_from(tmp_path: Path, capsys)
 def test_unknown_model_lists_the_known_ones(tmp_path: Path, capsys) -> None:
     argv = ["eval", "aflw2000-3d", "--data", str(write_layout(tmp_path / "aflw")), "--model", "nope"]
     err = user_error(argv, capsys)
-    assert "unknown model 'nope'; known models: 3ddfa-v2-mb05" in err
+    assert "unknown model 'nope'; known models: synergynet, 3ddfa-v2-mb05" in err
 
 
 def test_weights_folder_without_the_checkpoint_is_named(tmp_path: Path, capsys) -> None:
@@ -249,8 +249,14 @@ def test_demo_writes_the_files_it_lists(tmp_path: Path, capsys) -> None:
     listed = [
         Path(line.split()[-1]) for line in printed.splitlines() if line.split()[-1].startswith(str(out))
     ]
-    assert len(listed) == 10
+    assert len(listed) == 13
     assert sorted(listed) == sorted(out.iterdir())
+    portrait = json.loads((out / "astronaut.json").read_text())
+    assert len(portrait["faces"]) == 1
+    x0, y0, x1, y1 = portrait["faces"][0]["box"]
+    points = np.array(portrait["faces"][0]["points_2d"])
+    margin = 0.3 * (x1 - x0)
+    assert ((points >= [x0 - margin, y0 - margin]) & (points <= [x1 + margin, y1 + margin])).all()
     with Image.open(out / "einstein-annotated.png") as annotated:
         annotated.verify()
         assert annotated.format == "PNG"

@@ -171,21 +171,25 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(Path(args.out))
 
 
-def _mesh_paths(inputs: list[str]) -> list[Path]:
-    """The mesh files named, with folders expanded to the meshes they hold (sorted)."""
-    from facegraph.io.meshes import MESH_SUFFIXES
-
+def _expand_paths(inputs: list[str], suffixes: tuple[str, ...], kind: str) -> list[Path]:
+    """The files named, with folders expanded to the ``kind`` files (by suffix) they hold, sorted."""
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in MESH_SUFFIXES and p.is_file())
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
             if not found:
-                raise InputError(f"holds no mesh files ({', '.join(MESH_SUFFIXES)})", path)
+                raise InputError(f"holds no {kind} files ({', '.join(suffixes)})", path)
             paths.extend(found)
         else:
             paths.append(path)
     return paths
+
+
+def _mesh_paths(inputs: list[str]) -> list[Path]:
+    from facegraph.io.meshes import MESH_SUFFIXES
+
+    return _expand_paths(inputs, MESH_SUFFIXES, "mesh")
 
 
 def _scan_report(path: Path, result) -> dict:
@@ -289,10 +293,10 @@ def cmd_eval_mesh(args: argparse.Namespace) -> None:
         )
 
 
-def _progress(items: list, desc: str, quiet: bool):
+def _progress(items: list, desc: str, quiet: bool, unit: str = "scan"):
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="scan", disable=quiet)
+    return tqdm(items, desc=desc, unit=unit, disable=quiet)
 
 
 def _point_cache(args: argparse.Namespace, out: Path, n_scans: int, seed: int, name: str):
@@ -339,6 +343,138 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
     print(
         f"best epoch {result.best_epoch}: validation {result.best_val_mm:.3f} mm"
         f" -> {out / 'best.safetensors'}"
+    )
+
+
+def _parse_box(text: str) -> np.ndarray:
+    try:
+        box = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        box = np.array([])
+    if box.shape != (4,) or not np.isfinite(box).all():
+        raise InputError(f"--box expects four numbers x0,y0,x1,y1, got {text!r}")
+    return box
+
+
+def cmd_image(args: argparse.Namespace) -> None:
+    from facegraph.datasets.faces68 import PHOTO_SUFFIXES
+    from facegraph.image import FaceAnalyzer, face_to_dict
+    from facegraph.io import read_image, write_image
+    from facegraph.io.meshes import Mesh, write_mesh
+    from facegraph.viz.annotate import annotate
+
+    photos = _expand_paths(args.images, PHOTO_SUFFIXES, "photo")
+    if args.out:
+        written = Path(args.out).resolve()
+        photos = [p for p in photos if written not in p.resolve().parents]
+    box = None if args.box is None else _parse_box(args.box)
+    if args.json not in (None, "-"):
+        _check_output_folder(args.json)
+    if args.mesh and not args.out:
+        raise InputError("--mesh writes one OBJ per face into --out DIR: pass --out")
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    analyzer = FaceAnalyzer(args.model, args.detector, args.weights, args.bfm, min_score=args.min_score)
+    if args.mesh:
+        analyzer.check_mesh()
+    records, failures = [], 0
+    for photo in _progress(photos, "photos", args.quiet or len(photos) == 1, unit="photo"):
+        try:
+            rgb = read_image(photo)
+            faces = analyzer.analyze(rgb, None if box is None else box[None], mesh=args.mesh)
+        except InputError as exc:
+            if exc.path is None:
+                exc = InputError(exc.problem, photo)
+            if len(photos) == 1:
+                raise exc
+            print(f"facegraph: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        if not faces:
+            print(f"{photo}: no face found", file=sys.stderr)
+        record = {
+            "photo": str(photo),
+            "size": [rgb.shape[1], rgb.shape[0]],
+            "faces": [face_to_dict(f) for f in faces],
+        }
+        records.append(record)
+        for i, face in enumerate(faces):
+            pose = face.pose
+            print(
+                f"{photo}: face {i + 1}: box {', '.join(f'{v:.0f}' for v in face.box)}  "
+                f"yaw {pose.yaw:+.1f}  pitch {pose.pitch:+.1f}  roll {pose.roll:+.1f}",
+                file=sys.stderr if args.json == "-" else sys.stdout,
+            )
+        if out is not None:
+            drawn = rgb
+            for face in faces:
+                centre = face.landmarks_2d.points.mean(axis=0)
+                drawn = annotate(drawn, face.landmarks_2d.points, face.box, face.pose, centre)
+            write_image(out / f"{photo.stem}-annotated.png", drawn)
+            _write_json(str(out / f"{photo.stem}.json"), record)
+            for i, face in enumerate(faces):
+                if face.mesh_vertices is not None:
+                    write_mesh(
+                        out / f"{photo.stem}-face{i + 1}.obj", Mesh(face.mesh_vertices, face.mesh_faces)
+                    )
+    if args.json is not None:
+        report = records[0] if len(photos) == 1 else {"photos": records}
+        if args.json == "-":
+            print(json.dumps(_finite_or_null(report), indent=2))
+        else:
+            _write_json(args.json, report)
+    if failures:
+        raise InputError(f"{failures} of {len(photos)} photos could not be read (see above)")
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> None:
+    from facegraph.models.onnx_export import export_onnx
+    from facegraph.models.registry import load_model
+    from facegraph.models.synergynet import SynergyRegressor
+
+    _check_output_folder(args.output)
+    model = load_model(args.model, args.weights, args.bfm)
+    if not isinstance(model, SynergyRegressor):
+        raise InputError(f"ONNX export supports synergynet, not {args.model}")
+    parity = export_onnx(model, args.output)
+    print(
+        f"wrote {args.output}; ONNX Runtime vs PyTorch on {parity['batch']} crops: "
+        f"largest difference {parity['max_abs_difference']:.2e}"
+    )
+
+
+def cmd_train_synergynet(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from facegraph.datasets.face_crops import concatenate, load_aflw_train, load_faces68_crops
+    from facegraph.models.registry import load_model
+    from facegraph.morphable.bfm import load_bfm
+    from facegraph.train.synergynet import get_config, train_synergynet
+
+    config = get_config(args.config)
+    if args.epochs is not None:
+        config = replace(config, epochs=args.epochs)
+    teacher = load_model(args.teacher, weights=args.teacher_weights, bfm=args.bfm)
+    parts = [load_aflw_train(folder, progress=not args.quiet) for folder in args.aflw]
+    parts += [load_faces68_crops(folder, progress=not args.quiet) for folder in args.faces68]
+    if not parts:
+        raise InputError("no training data: pass --aflw DIR and/or --faces68 DIR")
+    morphable = teacher.morphable if args.bfm is None else load_bfm(args.bfm)
+    best = train_synergynet(
+        concatenate(parts),
+        teacher,
+        morphable,
+        args.out,
+        config,
+        seed=args.seed,
+        resume=args.resume,
+        max_minutes=args.max_minutes,
+        progress=not args.quiet,
+    )
+    print(
+        f"best epoch {best['epoch']}: validation NME vs human labels {best['nme_human']:.3f}"
+        f" -> {Path(args.out) / 'best.safetensors'}"
     )
 
 
@@ -399,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     aflw.add_argument(
         "--data", required=True, help="AFLW2000-3D folder (3DDFA layout or the original release)"
     )
-    _add_model_args(aflw, default=None)
+    _add_model_args(aflw, default="synergynet")
     aflw.add_argument("--batch-size", type=int, default=128)
     aflw.set_defaults(run=cmd_eval_aflw2000)
 
@@ -418,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="gt",
         help="gt: the ground-truth landmarks' box (the 300-W protocol); detector: a face detector's",
     )
-    _add_model_args(w300, default="3ddfa-v2-mb05")
+    _add_model_args(w300, default="synergynet")
     w300.set_defaults(run=cmd_eval_300w)
 
     convert = commands.add_parser(
@@ -468,6 +604,58 @@ def build_parser() -> argparse.ArgumentParser:
     train_mesh.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train_mesh.add_argument("--quiet", action="store_true", help="no progress bar while generating scans")
     train_mesh.set_defaults(run=cmd_train_mesh)
+    train_photo = trainers.add_parser(
+        "synergynet", parents=[common], help="train SynergyNet on face crops, distilled from a teacher"
+    )
+    train_photo.add_argument(
+        "--config", default="facegraph-photo", help="facegraph-photo or synergynet-paper"
+    )
+    train_photo.add_argument(
+        "--out", required=True, help="output folder (checkpoints, teacher labels, history)"
+    )
+    train_photo.add_argument("--aflw", action="append", default=[], help="an aflw-train folder (repeatable)")
+    train_photo.add_argument(
+        "--faces68", action="append", default=[], help="a folder of photos with 68-point .pts (repeatable)"
+    )
+    train_photo.add_argument("--teacher", default="3ddfa-v2-mb05", help="the model giving pseudo-labels")
+    train_photo.add_argument("--teacher-weights", required=True, help="the teacher's weights")
+    train_photo.add_argument("--bfm", help="BFM folder (default: the teacher's)")
+    train_photo.add_argument("--epochs", type=int, help="override the configuration's epochs")
+    train_photo.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
+    train_photo.add_argument("--seed", type=int, default=0)
+    train_photo.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train_photo.add_argument("--quiet", action="store_true", help="no progress bars")
+    train_photo.set_defaults(run=cmd_train_synergynet)
+
+    image = commands.add_parser(
+        "image", parents=[common], help="68 2D/3D landmarks, head pose and the dense face for photos"
+    )
+    image.add_argument("images", nargs="+", metavar="IMG", help="photos, or folders of photos")
+    image.add_argument("--model", default="synergynet", help="model name (default synergynet, shipped)")
+    image.add_argument("--weights", help="weights (default: the shipped ones)")
+    image.add_argument("--bfm", help="BFM folder (default: $FACEGRAPH_BFM); needed for --mesh")
+    image.add_argument("--detector", default="dlib-hog", help="face detector (default dlib-hog)")
+    image.add_argument(
+        "--min-score",
+        type=float,
+        default=0.25,
+        help="lowest detector score kept (default 0.25; dlib's own: 0)",
+    )
+    image.add_argument("--box", help="x0,y0,x1,y1: the face box in pixels; skips detection")
+    image.add_argument("--json", help="write the faces as JSON here ('-': standard output)")
+    image.add_argument("--out", help="folder for annotated PNGs, per-photo JSON and meshes")
+    image.add_argument("--mesh", action="store_true", help="also write each dense face as OBJ (needs --out)")
+    image.add_argument("--quiet", action="store_true", help="no progress bar")
+    image.set_defaults(run=cmd_image)
+
+    export = commands.add_parser("export", help="export a model to another runtime")
+    formats = export.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    onnx = formats.add_parser("onnx", parents=[common], help="ONNX, checked against PyTorch")
+    onnx.add_argument("output", metavar="OUT", help="the .onnx file to write")
+    onnx.add_argument("--model", default="synergynet", help="model name (default synergynet)")
+    onnx.add_argument("--weights", help="weights (default: the shipped ones)")
+    onnx.add_argument("--bfm", help="BFM folder (not needed for the export)")
+    onnx.set_defaults(run=cmd_export_onnx)
 
     demo = commands.add_parser("demo", parents=[common], help="run what facegraph can do on bundled inputs")
     demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")

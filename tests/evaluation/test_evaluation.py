@@ -82,6 +82,7 @@ def test_aflw2000_report_has_the_protocol_keys_and_consistent_numbers(tmp_path: 
         "dataset",
         "model",
         "n",
+        "landmarks_from",
         "nme",
         "nme_reannotated",
         "pose_mae",
@@ -89,6 +90,7 @@ def test_aflw2000_report_has_the_protocol_keys_and_consistent_numbers(tmp_path: 
         "faces_per_second",
     }
     assert (report["dataset"], report["model"], report["n"]) == ("aflw2000-3d", "tiny", 5)
+    assert report["landmarks_from"] == "3dmm parameters"
     assert set(report["pose_mae"]) == {"yaw", "pitch", "roll", "mean", "n"}
     for key in ("nme", "nme_reannotated"):
         summary = report[key]

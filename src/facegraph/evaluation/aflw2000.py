@@ -42,6 +42,7 @@ def evaluate_aflw2000(
 
     nme = aflw2000_nme(landmarks[..., :2], dataset.landmarks[..., :2])
     report: dict = {"dataset": "aflw2000-3d", "model": model_name, "n": len(dataset)}
+    report["landmarks_from"] = "3dmm parameters" if model.morphable is not None else "landmark head"
     report["nme"] = summarise_by_yaw(nme, dataset.yaw)
     nme_re = None
     if dataset.landmarks_reannotated is not None:

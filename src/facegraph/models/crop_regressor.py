@@ -51,7 +51,7 @@ class CropRegressor(nn.Module):
 
     def normalise(self, crops: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 RGB crops -> (B, 3, H, W) float input, (x - 127.5) / 128."""
-        x = torch.tensor(np.asarray(crops), dtype=torch.float32, device=self.morphable.mean.device)
+        x = torch.tensor(np.ascontiguousarray(crops), dtype=torch.float32, device=self.morphable.mean.device)
         if self.channel_order == "bgr":
             x = x.flip(-1)
         return (x.permute(0, 3, 1, 2) - 127.5) / 128.0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from facegraph.errors import InputError
 from facegraph.models.crop_regressor import CropRegressor
+from facegraph.models.synergynet import BUNDLED_NAME, load_synergynet
 from facegraph.models.tddfa_v2 import CHECKPOINTS, STATS_FILE, load_tddfa_v2
 from facegraph.morphable.bfm import BFM_ENV, MorphableModel, load_bfm
 
@@ -21,7 +22,8 @@ class ModelSpec:
     description: str
     weights_source: str
     needs_weights: bool
-    build: Callable[[str | Path | None, MorphableModel], CropRegressor]
+    build: Callable[[str | Path | None, MorphableModel | None], CropRegressor]
+    needs_bfm: bool = True
 
 
 def _peer(name: str) -> ModelSpec:
@@ -36,7 +38,18 @@ def _peer(name: str) -> ModelSpec:
     )
 
 
-MODELS: dict[str, ModelSpec] = {name: _peer(name) for name in CHECKPOINTS}
+SYNERGYNET = ModelSpec(
+    name="synergynet",
+    description="SynergyNet (MobileNetV2): 62 3DMM parameters from a 120x120 crop -> 68 2D/3D landmarks, "
+    "head pose and, with the BFM, the dense face (trained here)",
+    weights_source=f"shipped, {BUNDLED_NAME} (model card beside it)",
+    needs_weights=False,
+    build=load_synergynet,
+    needs_bfm=False,
+)
+DEFAULT_PHOTO_MODEL = SYNERGYNET.name
+
+MODELS: dict[str, ModelSpec] = {SYNERGYNET.name: SYNERGYNET, **{name: _peer(name) for name in CHECKPOINTS}}
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -61,8 +74,14 @@ def find_bfm_folder(bfm: str | Path | None, weights: str | Path | None) -> Path 
 
 
 def load_model(name: str, weights: str | Path | None = None, bfm: str | Path | None = None) -> CropRegressor:
-    """Build a registered model with its weights and the BFM to decode its parameters."""
+    """Build a registered model with its weights and the BFM to decode its parameters.
+
+    Models that do not need the BFM get it when one is named or found, else None.
+    """
     spec = get_model_spec(name)
     if spec.needs_weights and weights is None:
         raise InputError(f"model {name} needs --weights: {spec.weights_source}")
-    return spec.build(weights, load_bfm(find_bfm_folder(bfm, weights)))
+    folder = find_bfm_folder(bfm, weights)
+    if not spec.needs_bfm and folder is None and not os.environ.get(BFM_ENV):
+        return spec.build(weights, None)
+    return spec.build(weights, load_bfm(folder))

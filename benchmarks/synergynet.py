@@ -1,0 +1,149 @@
+"""SynergyNet (shipped weights) against its teacher 3DDFA_V2 x0.5 on AFLW2000-3D, and their speed.
+
+Accuracy runs the CLI exactly as a user would (3DDFA protocol, both models in the same run). Speed
+times the network and the decoding on the benchmark's 120x120 crops, already in memory (no JPEG
+decode, no detection), at batch 1 and batched, in PyTorch and in ONNX Runtime, on this machine's
+threads. Writes the ``synergynet`` section of benchmarks/RESULTS.md and results/synergynet.json.
+
+    .venv/bin/python benchmarks/synergynet.py [--shared ../shared/data] [--weights FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import HERE, OUT, RESULTS, machine, write_section
+from facegraph.datasets.aflw2000_3d import load_aflw2000
+from facegraph.models.onnx_export import OnnxSession, export_onnx, predict_onnx
+from facegraph.models.registry import load_model
+from harness import aflw_rows, run
+
+SECTION = "synergynet"
+# SynergyNet (Wu et al., 3DV 2021), Tables 1 and 3: AFLW2000-3D NME by yaw bin and head-pose MAE.
+PUBLISHED = {"0-30": 2.65, "30-60": 3.30, "60-90": 4.27, "mean": 3.41}
+PUBLISHED_POSE = {"yaw": 3.42, "pitch": 3.09, "roll": 2.55, "mean": 3.35}
+SPEED_FACES = 512
+BATCH = 128
+
+
+def faces_per_second(
+    predict, crops: np.ndarray, boxes: np.ndarray, batch: int, seconds: float = 8.0
+) -> float:
+    """Faces per second of ``predict(crops, boxes)`` over repeated passes for at least ``seconds``."""
+    predict(crops[:batch], boxes[:batch])
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for first in range(0, len(crops), batch):
+            predict(crops[first : first + batch], boxes[first : first + batch])
+            done += len(crops[first : first + batch])
+            if time.perf_counter() - start >= seconds:
+                break
+    return done / (time.perf_counter() - start)
+
+
+def speed_rows(shared: Path, weights: str | None) -> tuple[list[str], dict]:
+    data = load_aflw2000(shared / "aflw2000-3d")
+    crops = np.stack([data.crop(i) for i in range(SPEED_FACES)])
+    boxes = data.boxes[:SPEED_FACES]
+    bfm = shared / "bfm"
+    student = load_model("synergynet", weights, bfm)
+    teacher = load_model("3ddfa-v2-mb05", shared / "3ddfa-v2", bfm)
+    figures: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_path = Path(folder) / "synergynet.onnx"
+        export_onnx(student, onnx_path)
+        session = OnnxSession(onnx_path)
+        runs = {
+            "SynergyNet, PyTorch": student.predict,
+            "SynergyNet, ONNX Runtime": lambda c, b: predict_onnx(session, student, c, b),
+            "3DDFA_V2 x0.5 (teacher), PyTorch": teacher.predict,
+        }
+        for name, predict in runs.items():
+            figures[name] = {str(b): faces_per_second(predict, crops, boxes, b) for b in (1, BATCH)}
+            print(name, {k: round(v) for k, v in figures[name].items()})
+    rows = [f"| {name} | {f['1']:.0f} | {f[str(BATCH)]:.0f} |" for name, f in figures.items()]
+    return rows, figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", default=str(HERE.parent.parent / "shared" / "data"))
+    parser.add_argument("--weights", help="SynergyNet weights (default: the shipped ones)")
+    args = parser.parse_args()
+    shared = Path(args.shared)
+    rel = os.path.relpath(shared, HERE.parent)
+    data = ["eval", "aflw2000-3d", "--data", f"{rel}/aflw2000-3d"]
+    student = ["--model", "synergynet", *(["--weights", args.weights] if args.weights else [])]
+    cmd_student, student_report = run([*data, *student, "--bfm", f"{rel}/bfm"], "aflw2000-3d_synergynet")
+    cmd_head, head_report = run(data + student, "aflw2000-3d_synergynet-no-bfm")
+    cmd_teacher, teacher_report = run(
+        [*data, "--model", "3ddfa-v2-mb05", "--weights", f"{rel}/3ddfa-v2"], "aflw2000-3d_3ddfa-v2-mb05"
+    )
+    torch.set_num_threads(os.cpu_count() or 1)
+    speed, speed_figures = speed_rows(shared, args.weights)
+
+    def pose_row(label: str, pose: dict) -> str:
+        angles = " | ".join(f"{pose[k]:.3f}" for k in ("yaw", "pitch", "roll"))
+        return f"| {label} | {angles} | **{pose['mean']:.3f}** |"
+
+    def nme_rows(label: str, report: dict) -> list[str]:
+        return [f"| {label}, {row[2:]}" for row in aflw_rows(report)[:1]]
+
+    lines = [
+        "## SynergyNet: 3DMM, 68 3D landmarks and head pose from one photo",
+        "",
+        f"Measured {datetime.date.today().isoformat()} on {machine()}.",
+        "",
+        "### AFLW2000-3D, 3DDFA protocol (2,000 faces; NME % of the ground truth box, by |yaw| bin)",
+        "",
+        "| model | [0, 30] | (30, 60] | (60, 90] | mean of bins | all faces |",
+        "|---|---|---|---|---|---|",
+        *nme_rows("SynergyNet, shipped (landmarks decoded with the BFM)", student_report),
+        *nme_rows("SynergyNet, shipped, no BFM (landmark head)", head_report),
+        *nme_rows("3DDFA_V2 x0.5, the teacher (same run)", teacher_report),
+        "| SynergyNet, published (300W-LP, 680k images) | "
+        + " | ".join(f"{PUBLISHED[k]:.2f}" for k in ("0-30", "30-60", "60-90"))
+        + f" | **{PUBLISHED['mean']:.2f}** | |",
+        "",
+        f"### Head pose MAE (degrees; the {student_report['pose_mae']['n']} faces with all angles "
+        "within ±99°)",
+        "",
+        "| model | yaw | pitch | roll | mean |",
+        "|---|---|---|---|---|",
+        pose_row("SynergyNet, shipped", student_report["pose_mae"]),
+        pose_row("3DDFA_V2 x0.5, the teacher", teacher_report["pose_mae"]),
+        pose_row("SynergyNet, published", PUBLISHED_POSE),
+        "",
+        f"### Speed (faces/s; {SPEED_FACES} crops in memory, network + decoding, "
+        f"{torch.get_num_threads()} threads)",
+        "",
+        f"| model | batch 1 | batch {BATCH} |",
+        "|---|---|---|",
+        *speed,
+        "",
+        f"Commands: `{cmd_student}`; `{cmd_head}`; `{cmd_teacher}`; "
+        "speed: `.venv/bin/python benchmarks/synergynet.py`",
+    ]
+    write_section(SECTION, "\n".join(lines))
+    OUT.mkdir(exist_ok=True)
+    summary = {
+        "student": student_report,
+        "student_no_bfm": head_report,
+        "teacher": teacher_report,
+        "speed_faces_per_second": speed_figures,
+    }
+    (OUT / "synergynet.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

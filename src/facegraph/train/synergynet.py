@@ -1,0 +1,406 @@
+"""Training SynergyNet on the real faces at hand: distilled from a teacher, corrected by human labels.
+
+Targets. The teacher (a crop-to-3DMM peer, by default 3DDFA_V2 x0.5) gives 62 parameters for every
+crop and for its mirror image, once, cached in the run folder. Augmentations move image, human points
+and parameters together: a flip uses the mirror's parameters and the points' flip order; a rotation,
+scale and shift in the image plane is applied to the parameters' affine camera exactly (the camera is
+left-multiplied by the same similarity, so it stays a scaled rotation). Colour changes touch the image
+only.
+
+Losses (the published weights): Wing (omega 10, epsilon 2) on the 3D landmarks before and after the
+refiner (x 0.05 each), root mean square error of the whitened parameters (x 0.02), the reverse
+network's parameters against the targets (x 0.02) and against the prediction (x 0.001), all 62 against
+all 62. facegraph adds: Wing on the landmark head (x 0.05), and Wing in 2D between the human-labelled
+points and the landmarks decoded from the parameters and from the landmark head (``human_weight``).
+
+Checkpoints are chosen by the validation split's error against the human labels (NME in percent of
+the teacher's 68-point box, sqrt(w h)), the one figure on this data that is not the teacher's opinion.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from facegraph.datasets.face_crops import CROP_SIZE, FaceCrops, split_by_group
+from facegraph.errors import InputError
+from facegraph.io.atomic import atomic_path
+from facegraph.models.crop_regressor import CropRegressor
+from facegraph.models.synergynet import LandmarkWhitening, save_synergynet
+from facegraph.morphable.bfm import N_CAMERA, MorphableModel, ParamWhitening
+from facegraph.nn.synergynet import LandmarkRefiner, LandmarksToParams, SynergyNet, wing_loss
+from facegraph.schemes.registry import get_scheme
+
+# The crop frame: 3DDFA's y axis points up, y_down = Y_FLIP - y_up (Matlab's 1-based rows).
+Y_FLIP = CROP_SIZE + 1.0
+# Where pixel column j's centre lies in that frame (j + PIXEL_OFFSET): measured from the teacher, whose
+# landmarks on a crop and on its mirror add up to 120.6 = 119 + 2 * offset in x on the training faces.
+PIXEL_OFFSET = 0.8
+MIRROR_X = CROP_SIZE - 1 + 2 * PIXEL_OFFSET
+MIN_STD = 1e-6  # whitening never divides by a zero spread
+
+
+@dataclass(frozen=True)
+class PhotoTrainConfig:
+    """A training recipe. ``synergynet-paper`` is the published one (for GPUs); ``facegraph-photo``
+    is what fits a CPU budget (AdamW, bfloat16 autocast on CPUs)."""
+
+    name: str
+    width: float = 1.0
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    epochs: int = 24
+    warmup_epochs: float = 1.0
+    bf16_on_cpu: bool = True
+    human_weight: float = 0.1
+    max_rotation: float = 15.0  # degrees
+    scale_range: float = 0.08
+    shift: float = 0.05  # of the crop size
+    flip: float = 0.5
+    colour: float = 0.3
+    val_fraction: float = 0.05
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+CONFIGS = {
+    "facegraph-photo": PhotoTrainConfig("facegraph-photo"),
+    "synergynet-paper": PhotoTrainConfig(
+        "synergynet-paper", optimizer="sgd", lr=0.08, weight_decay=5e-4, batch_size=1024, epochs=80,
+        warmup_epochs=5.0, bf16_on_cpu=False,
+    ),
+}  # fmt: skip
+
+
+def get_config(name: str) -> PhotoTrainConfig:
+    if name not in CONFIGS:
+        raise InputError(f"unknown training config {name!r}; known: {', '.join(CONFIGS)}")
+    return CONFIGS[name]
+
+
+@torch.inference_mode()
+def teacher_params(teacher: CropRegressor, crops: np.ndarray, progress: bool, batch: int = 256) -> np.ndarray:
+    """(N, 62) unwhitened parameters the teacher gives for (N, 120, 120, 3) RGB crops."""
+    out = []
+    for first in tqdm(range(0, len(crops), batch), desc="teacher", unit="batch", disable=not progress):
+        out.append(teacher(teacher.normalise(crops[first : first + batch])).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def cached_teacher_labels(
+    teacher: CropRegressor, data: FaceCrops, cache: Path, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher parameters for every crop and its mirror, computed once and kept in ``cache``."""
+    if cache.is_file():
+        stored = np.load(cache, allow_pickle=False)
+        if stored["plain"].shape[0] == len(data):
+            return stored["plain"], stored["mirrored"]
+    plain = teacher_params(teacher, data.crops, progress)
+    mirrored = teacher_params(teacher, data.crops[:, :, ::-1], progress)
+    with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, plain=plain, mirrored=mirrored)
+    return plain, mirrored
+
+
+def _similarity(rng: np.random.Generator, config: PhotoTrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 2, 2) scaled rotations and (n, 2) shifts in the y-down crop frame, about the crop centre."""
+    angle = np.radians(rng.uniform(-config.max_rotation, config.max_rotation, n))
+    scale = 1.0 + rng.uniform(-config.scale_range, config.scale_range, n)
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    a = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+    centre = np.full(2, (CROP_SIZE - 1) / 2 + PIXEL_OFFSET)
+    b = centre - a @ centre + rng.uniform(-config.shift, config.shift, (n, 2)) * CROP_SIZE
+    return a, b
+
+
+def warp_images(images: torch.Tensor, a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+    """Move (B, C, H, W) images by c' = a c + b (y-down crop frame); outside the crop is black."""
+    size = images.shape[-1]
+    # pixel index j -> normalised grid coordinate u = (2 j + 1) / size - 1; frame coordinate c = j + offset
+    to_frame = np.array(
+        [
+            [size / 2, 0, size / 2 - 0.5 + PIXEL_OFFSET],
+            [0, size / 2, size / 2 - 0.5 + PIXEL_OFFSET],
+            [0, 0, 1],
+        ]
+    )
+    forward = np.zeros((len(a), 3, 3))
+    forward[:, :2, :2], forward[:, :2, 2], forward[:, 2, 2] = a, b, 1
+    theta = np.linalg.inv(to_frame) @ np.linalg.inv(forward) @ to_frame
+    grid = torch.nn.functional.affine_grid(
+        torch.as_tensor(theta[:, :2], dtype=images.dtype), list(images.shape), align_corners=False
+    )
+    return torch.nn.functional.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
+
+
+def move_params(params: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Left-multiply (B, 62) parameters' cameras by the image similarity (a, b) of the y-down frame."""
+    flip_y = np.diag([1.0, -1.0])
+    a_up = flip_y @ a @ flip_y
+    e = np.array([0.0, Y_FLIP])
+    b_up = (flip_y @ (a @ e + b)[..., None])[..., 0] + e
+    camera = params[:, :N_CAMERA].reshape(-1, 3, 4).copy()
+    scale = np.sqrt(np.abs(np.linalg.det(a)))
+    moved = camera.copy()
+    moved[:, :2] = a_up @ camera[:, :2]
+    moved[:, :2, 3] += b_up
+    moved[:, 2] = scale[:, None] * camera[:, 2]
+    out = params.copy()
+    out[:, :N_CAMERA] = moved.reshape(-1, N_CAMERA)
+    return out
+
+
+def augment(
+    batch: np.ndarray,
+    data: FaceCrops,
+    labels: tuple[np.ndarray, np.ndarray],
+    rng: np.random.Generator,
+    config: PhotoTrainConfig,
+    flip_order: np.ndarray,
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Augmented normalised images (B, 3, 120, 120), target parameters (B, 62), human points (B, 68, 2)."""
+    images = torch.from_numpy(data.crops[batch]).permute(0, 3, 1, 2).float()
+    points = data.points[batch].copy()
+    params = labels[0][batch].copy()
+    flipped = rng.random(len(batch)) < config.flip
+    if flipped.any():
+        images[flipped] = images[flipped].flip(-1)
+        params[flipped] = labels[1][batch[flipped]]
+        mirrored = points[flipped][:, flip_order]
+        mirrored[..., 0] = MIRROR_X - mirrored[..., 0]
+        points[flipped] = mirrored
+    a, b = _similarity(rng, config, len(batch))
+    images = warp_images(images, a, b)
+    points = np.einsum("bij,bpj->bpi", a, points) + b[:, None]
+    params = move_params(params, a, b)
+    images = _colour(images, rng, config.colour)
+    return (images - 127.5) / 128.0, params.astype(np.float32), points.astype(np.float32)
+
+
+def _colour(images: torch.Tensor, rng: np.random.Generator, strength: float) -> torch.Tensor:
+    """Random brightness, contrast and saturation, some grayscale, on (B, 3, H, W) images in 0..255."""
+    n = len(images)
+    shape = (n, 1, 1, 1)
+
+    def factor() -> torch.Tensor:
+        return torch.as_tensor(rng.uniform(1 - strength, 1 + strength, n), dtype=images.dtype).reshape(shape)
+
+    gray = (images * images.new_tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True)
+    saturation = torch.where(torch.as_tensor(rng.random(n) < 0.1).reshape(shape), 0.0, factor())
+    images = gray + (images - gray) * saturation
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    images = mean + (images - mean) * factor()
+    return (images * factor()).clamp(0, 255)
+
+
+def to_y_down(points: torch.Tensor) -> torch.Tensor:
+    """(..., 3) crop-frame points (y up) -> (..., 2) x, y-down, the frame of the human labels."""
+    return torch.stack([points[..., 0], Y_FLIP - points[..., 1]], dim=-1)
+
+
+class Networks(torch.nn.Module):
+    """Everything trained together: the image network and the two point networks."""
+
+    def __init__(self, width: float) -> None:
+        super().__init__()
+        self.image = SynergyNet(width)
+        self.refiner = LandmarkRefiner(self.image.feature_dim)
+        self.reverse = LandmarksToParams()
+
+
+def losses(
+    nets: Networks,
+    images: torch.Tensor,
+    target_params: torch.Tensor,
+    human: torch.Tensor,
+    morphable: MorphableModel,
+    whitening: ParamWhitening,
+    landmark_whitening: LandmarkWhitening,
+    human_weight: float,
+) -> dict[str, torch.Tensor]:
+    """The training losses of one batch (see the module docstring); ``total`` is their sum."""
+    out = nets.image(images)
+    predicted = out["params"].float()
+    target_white = whitening.whiten(target_params)
+    target_points = morphable.landmarks(target_params)
+    points = morphable.landmarks(whitening.unwhiten(predicted))
+    head_points = landmark_whitening.unwhiten(out["landmarks"].float())
+    refined = nets.refiner(points, out["feature"].float(), predicted[:, N_CAMERA:])
+    reverse = nets.reverse(refined)
+    terms = {
+        "params": 0.02 * (predicted - target_white).square().mean().sqrt(),
+        "landmarks": 0.05 * wing_loss(points, target_points),
+        "refined": 0.05 * wing_loss(refined, target_points),
+        "reverse": 0.02 * (reverse - target_white).square().mean().sqrt()
+        + 0.001 * (reverse - predicted).square().mean().sqrt(),
+        "head": 0.05 * wing_loss(head_points, target_points),
+        "human": human_weight
+        * (wing_loss(to_y_down(points), human) + wing_loss(to_y_down(head_points), human)),
+    }
+    terms["total"] = sum(terms.values())
+    return terms
+
+
+def box_sizes(points_y_down: np.ndarray) -> np.ndarray:
+    """sqrt(w h) of each face's 68-point box: the 3DDFA protocol's normaliser."""
+    span = points_y_down.max(axis=1) - points_y_down.min(axis=1)
+    return np.sqrt(span[:, 0] * span[:, 1])
+
+
+def nme_percent(predicted: np.ndarray, target: np.ndarray, size: np.ndarray) -> float:
+    """Mean over faces of the mean point error (finite targets only) over ``size``, in percent."""
+    error = np.linalg.norm(predicted - target, axis=-1)
+    keep = np.isfinite(error)
+    per_face = np.where(keep, error, 0).sum(1) / np.maximum(keep.sum(1), 1) / size
+    return float(100 * per_face[keep.any(1)].mean())
+
+
+@torch.inference_mode()
+def validate(
+    nets: Networks,
+    data: FaceCrops,
+    teacher_points: np.ndarray,
+    morphable: MorphableModel,
+    whitening: ParamWhitening,
+    landmark_whitening: LandmarkWhitening,
+    device: torch.device,
+) -> dict[str, float]:
+    """NME (percent of the teacher's box) of the decoded and the head landmarks against the human
+    labels and against the teacher, on unaugmented validation crops."""
+    nets.eval()
+    decoded, head = [], []
+    for first in range(0, len(data), 256):
+        images = torch.from_numpy(data.crops[first : first + 256]).permute(0, 3, 1, 2).float().to(device)
+        out = nets.image((images - 127.5) / 128.0)
+        decoded.append(to_y_down(morphable.landmarks(whitening.unwhiten(out["params"]))).cpu().numpy())
+        head.append(to_y_down(landmark_whitening.unwhiten(out["landmarks"])).cpu().numpy())
+    nets.train()
+    decoded, head = np.concatenate(decoded), np.concatenate(head)
+    size = box_sizes(teacher_points)
+    return {
+        "nme_human": nme_percent(decoded, data.points, size),
+        "nme_human_head": nme_percent(head, data.points, size),
+        "nme_teacher": nme_percent(decoded, teacher_points, size),
+        "nme_teacher_head": nme_percent(head, teacher_points, size),
+    }
+
+
+def _schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def train_synergynet(
+    data: FaceCrops,
+    teacher: CropRegressor,
+    morphable: MorphableModel,
+    out: str | Path,
+    config: PhotoTrainConfig,
+    seed: int = 0,
+    resume: bool = False,
+    max_minutes: float | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train on ``data``; write ``best.safetensors`` (by validation NME against human labels),
+    ``last.pt`` (to resume) and ``history.json`` into ``out``. Returns the best epoch's figures."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(seed)
+    morphable = morphable.to(dev)
+    labels = cached_teacher_labels(teacher, data, out / "teacher-labels.npz", progress)
+    train_idx, val_idx = split_by_group(data.groups, config.val_fraction, seed)
+    whitening = ParamWhitening(labels[0][train_idx].mean(0), np.maximum(labels[0][train_idx].std(0), MIN_STD))
+    with torch.inference_mode():
+        teacher_points = morphable.landmarks(torch.as_tensor(labels[0], device=dev)).cpu().numpy()
+    landmark_whitening = LandmarkWhitening(
+        teacher_points[train_idx].reshape(len(train_idx), -1).mean(0),
+        np.maximum(teacher_points[train_idx].reshape(len(train_idx), -1).std(0), MIN_STD),
+    )
+    val_data = data.subset(val_idx)
+    val_teacher = np.stack([teacher_points[val_idx, :, 0], Y_FLIP - teacher_points[val_idx, :, 1]], -1)
+    reference = {"teacher_nme_human": nme_percent(val_teacher, val_data.points, box_sizes(val_teacher))}
+
+    nets = Networks(config.width).to(dev).to(memory_format=torch.channels_last)
+    if config.optimizer == "sgd":
+        optimiser = torch.optim.SGD(
+            nets.parameters(), config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
+        )
+    else:
+        optimiser = torch.optim.AdamW(nets.parameters(), config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = len(train_idx) // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    history: list[dict] = []
+    start_epoch = 0
+    if resume and (out / "last.pt").is_file():
+        state = torch.load(out / "last.pt", map_location=dev, weights_only=True)
+        nets.load_state_dict(state["nets"])
+        optimiser.load_state_dict(state["optimiser"])
+        start_epoch = int(state["epoch"]) + 1
+        history = json.loads((out / "history.json").read_text())["epochs"]
+    best = min((h["nme_human"] for h in history), default=math.inf)
+    flip_order = np.array(get_scheme("ibug68").flip_order)
+    autocast = dev.type == "cuda" or config.bf16_on_cpu
+    started = time.monotonic()
+    for epoch in range(start_epoch, config.epochs):
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(train_idx)
+        sums: dict[str, float] = {}
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress)
+        for i in bar:
+            step = epoch * steps_per_epoch + i
+            for group in optimiser.param_groups:
+                group["lr"] = config.lr * _schedule(step, total_steps, warmup)
+            batch = order[i * config.batch_size : (i + 1) * config.batch_size]
+            images, params, human = augment(batch, data, labels, rng, config, flip_order)
+            images = images.to(dev).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+                terms = losses(
+                    nets, images, torch.as_tensor(params, device=dev), torch.as_tensor(human, device=dev),
+                    morphable, whitening, landmark_whitening, config.human_weight,
+                )  # fmt: skip
+            optimiser.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            torch.nn.utils.clip_grad_norm_(nets.parameters(), 10.0)
+            optimiser.step()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            bar.set_postfix(loss=f"{sums['total'] / (i + 1):.3f}")
+        figures = {"epoch": epoch + 1, **{f"loss_{k}": v / steps_per_epoch for k, v in sums.items()}}
+        figures.update(validate(nets, val_data, val_teacher, morphable, whitening, landmark_whitening, dev))
+        figures["minutes"] = (time.monotonic() - started) / 60
+        history.append(figures)
+        if progress:
+            tqdm.write(
+                f"epoch {epoch + 1}: val NME vs human {figures['nme_human']:.3f} "
+                f"(head {figures['nme_human_head']:.3f}; "
+                f"teacher {reference['teacher_nme_human']:.3f}), vs teacher {figures['nme_teacher']:.3f}"
+            )
+        if figures["nme_human"] < best:
+            best = figures["nme_human"]
+            run = {"config": config.to_dict(), "seed": seed, "n_train": len(train_idx), "n_val": len(val_idx)}
+            save_synergynet(
+                out / "best.safetensors", nets.image, whitening, landmark_whitening, config.width,
+                {**run, **reference, **figures},
+            )  # fmt: skip
+        with atomic_path(out / "last.pt") as tmp:
+            torch.save({"nets": nets.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch}, tmp)
+        text = json.dumps({"config": config.to_dict(), "reference": reference, "epochs": history}, indent=1)
+        with atomic_path(out / "history.json") as tmp:
+            tmp.write_text(text)
+        if max_minutes is not None and (time.monotonic() - started) / 60 > max_minutes:
+            break
+    return min(history, key=lambda h: h["nme_human"])

@@ -1,0 +1,307 @@
+"""Training SynergyNet: augmentations that keep image, human points and parameters together, the
+validation figure, and a tiny run that writes, reloads and resumes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from facegraph.datasets.face_crops import FaceCrops
+from facegraph.errors import InputError
+from facegraph.models.crop_regressor import CropRegressor
+from facegraph.models.synergynet import load_synergynet, read_figures
+from facegraph.nn.mobilenet_v1 import MobileNetV1
+from facegraph.schemes.registry import get_scheme
+from facegraph.train.synergynet import (
+    CONFIGS,
+    MIRROR_X,
+    PIXEL_OFFSET,
+    Y_FLIP,
+    _similarity,
+    augment,
+    box_sizes,
+    get_config,
+    move_params,
+    nme_percent,
+    to_y_down,
+    train_synergynet,
+    warp_images,
+)
+from tests.models.test_synergynet_model import CAMERA, face_whitening, synthetic_morphable
+
+FLIP_ORDER = np.array(get_scheme("ibug68").flip_order)
+STILL = replace(get_config("facegraph-photo"), max_rotation=0.0, scale_range=0.0, shift=0.0, colour=0.0)
+
+
+def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    from facegraph.geometry.pose import pose_to_matrix
+    from facegraph.types import HeadPose
+
+    return pose_to_matrix(HeadPose(yaw, pitch, roll))
+
+
+def _camera_params(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 62) turned faces in the crop, with random shape and expression."""
+    rng = np.random.default_rng(seed)
+    params = np.zeros((n, 62))
+    for i in range(n):
+        camera = CAMERA.copy()
+        camera[:, :3] = 1e-3 * _rotation(*rng.uniform(-30, 30, 3))
+        camera[:2, 3] += rng.uniform(-5, 5, 2)
+        params[i, :12] = camera.ravel()
+    params[:, 12:] = rng.normal(0, 1, (n, 50))
+    return params
+
+
+def _similarity_of(angle: float, scale: float, shift: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    cos, sin = scale * np.cos(np.radians(angle)), scale * np.sin(np.radians(angle))
+    return np.array([[[cos, -sin], [sin, cos]]]), np.array([shift])
+
+
+def _decoded_y_down(morphable, params: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        points = morphable.landmarks(torch.as_tensor(params, dtype=torch.float32))
+    return to_y_down(points).numpy()
+
+
+def test_configs_are_known_by_name():
+    assert get_config("synergynet-paper").optimizer == "sgd"
+    assert set(CONFIGS) == {"facegraph-photo", "synergynet-paper"}
+    with pytest.raises(InputError, match="unknown training config 'nope'"):
+        get_config("nope")
+
+
+def test_y_down_frame_flips_y_about_the_crop_and_drops_z():
+    points = torch.tensor([[[10.0, 20.0, 5.0], [60.0, 0.0, -3.0]]])
+    assert to_y_down(points).tolist() == [[[10.0, Y_FLIP - 20.0], [60.0, Y_FLIP]]]
+
+
+def test_moving_the_parameters_moves_their_landmarks_like_the_image():
+    morphable = synthetic_morphable(seed=2)
+    params = _camera_params(3)
+    a, b = _similarity(np.random.default_rng(0), get_config("facegraph-photo"), 3)
+    a[0], b[0] = _similarity_of(90.0, 1.2, (-4.0, 7.0))[0][0], [-4.0, 7.0]  # a large one too
+    moved = move_params(params, a, b)
+    before = morphable.landmarks(torch.as_tensor(params, dtype=torch.float32)).numpy()
+    after = morphable.landmarks(torch.as_tensor(moved, dtype=torch.float32)).numpy()
+    xy_before = np.stack([before[..., 0], Y_FLIP - before[..., 1]], -1)
+    expected = np.einsum("bij,bpj->bpi", a, xy_before) + b[:, None]
+    np.testing.assert_allclose(np.stack([after[..., 0], Y_FLIP - after[..., 1]], -1), expected, atol=1e-3)
+    # depth scales with the image, so the face keeps its proportions
+    scale = np.sqrt(np.linalg.det(a))
+    depth = lambda p: p[..., 2] - p[..., 2].mean(-1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(depth(after), scale[:, None] * depth(before), atol=1e-3)
+    # shape and expression do not move
+    np.testing.assert_array_equal(moved[:, 12:], params[:, 12:])
+
+
+def _centroid(image: torch.Tensor) -> np.ndarray:
+    """(x, y) pixel centroid of an (H, W) image's bright part."""
+    weights = image.clamp(min=0).numpy()
+    rows, cols = np.indices(weights.shape)
+    return np.array([(weights * cols).sum(), (weights * rows).sum()]) / weights.sum()
+
+
+@pytest.mark.parametrize(
+    ("angle", "scale", "shift"),
+    [(0.0, 1.0, (3.5, -2.0)), (12.0, 1.07, (2.0, 5.0)), (-15.0, 0.92, (-6.0, 0.0))],
+)
+def test_warping_moves_a_pixel_where_the_point_transform_sends_it(angle, scale, shift):
+    row, col = 40, 75
+    image = torch.zeros(1, 1, 120, 120)
+    image[0, 0, row, col] = 1.0
+    a, b = _similarity_of(angle, scale, shift)
+    warped = warp_images(image, a, b)
+    target = a[0] @ np.array([col + PIXEL_OFFSET, row + PIXEL_OFFSET]) + b[0] - PIXEL_OFFSET
+    assert np.linalg.norm(_centroid(warped[0, 0]) - target) < 0.6
+
+
+def test_the_mirror_line_maps_every_pixel_onto_its_mirror_pixel():
+    columns = np.arange(120)
+    np.testing.assert_allclose(MIRROR_X - (columns + PIXEL_OFFSET), (119 - columns) + PIXEL_OFFSET, atol=1e-9)
+    # and warping by that mirror is flipping the image
+    image = torch.rand(1, 3, 120, 120)
+    warped = warp_images(image, np.diag([-1.0, 1.0])[None], np.array([[MIRROR_X, 0.0]]))
+    assert torch.allclose(warped, image.flip(-1), atol=1e-4)
+
+
+def _symmetric_morphable():
+    """A face whose mean is mirror symmetric under the iBUG flip order (x -> -x), so that a mirrored
+    camera decodes the mirror image's landmarks; shape and expression are left at zero."""
+    rng = np.random.default_rng(5)
+    mean = np.zeros((68, 3))
+    for i, j in enumerate(FLIP_ORDER):
+        if i < j:
+            mean[i] = rng.uniform(-2e4, 2e4, 3)
+            mean[j] = mean[i] * [-1, 1, 1]
+        elif i == j:
+            mean[i] = [0, *rng.uniform(-2e4, 2e4, 2)]
+    from facegraph.morphable.bfm import MorphableModel
+
+    return MorphableModel(mean.ravel(), np.zeros((204, 40)), np.zeros((204, 10)), np.arange(68))
+
+
+def _mirrored_params(params: np.ndarray) -> np.ndarray:
+    """The camera of the mirror image: x -> MIRROR_X - x applied to a symmetric face."""
+    flip = np.diag([-1.0, 1.0, 1.0])
+    camera = params[:, :12].reshape(-1, 3, 4)
+    mirrored = camera.copy()
+    mirrored[:, :, :3] = flip @ camera[:, :, :3] @ flip
+    mirrored[:, :, 3] = camera[:, :, 3] @ flip
+    mirrored[:, 0, 3] += MIRROR_X
+    out = params.copy()
+    out[:, :12] = mirrored.reshape(-1, 12)
+    return out
+
+
+def _crops_with_labels(morphable, n: int = 4):
+    params = _camera_params(n, seed=3)
+    params[:, 12:] = 0
+    points = _decoded_y_down(morphable, params)[..., :2].astype(np.float64)
+    points[0, :5] = np.nan  # unlabelled points stay unlabelled
+    crops = np.zeros((n, 120, 120, 3), np.uint8)
+    data = FaceCrops(crops, points, np.arange(n).astype(str), np.full(n, "test"))
+    return data, (params.astype(np.float32), _mirrored_params(params).astype(np.float32))
+
+
+def test_the_mirrored_camera_decodes_the_mirrored_landmarks():
+    morphable = _symmetric_morphable()
+    data, (plain, mirrored) = _crops_with_labels(morphable)
+    points = _decoded_y_down(morphable, plain)[..., :2]
+    expected = points[:, FLIP_ORDER]
+    expected[..., 0] = MIRROR_X - expected[..., 0]
+    np.testing.assert_allclose(_decoded_y_down(morphable, mirrored)[..., :2], expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("flip", [0.0, 1.0])
+def test_augmented_parameters_decode_onto_the_augmented_human_points(flip):
+    morphable = _symmetric_morphable()
+    data, labels = _crops_with_labels(morphable)
+    config = replace(get_config("facegraph-photo"), flip=flip)
+    batch = np.arange(len(data))
+    _, params, points = augment(batch, data, labels, np.random.default_rng(1), config, FLIP_ORDER)
+    assert params.shape == (4, 62) and points.shape == (4, 68, 2)
+    decoded = _decoded_y_down(morphable, params)[..., :2]
+    labelled = np.isfinite(points).all(-1)
+    assert labelled.sum() == 4 * 68 - 5
+    np.testing.assert_allclose(decoded[labelled], points[labelled], atol=1e-2)
+    # and the similarity did move them
+    assert np.abs(points[labelled] - data.points[np.isfinite(data.points).all(-1)]).max() > 0.5
+
+
+@pytest.mark.parametrize("flip", [0.0, 1.0])
+def test_augmented_image_moves_with_its_human_points(flip):
+    data, labels = _crops_with_labels(_symmetric_morphable(), n=2)
+    # a white pixel where the right eye's outer corner (36) is labelled
+    data.points[:, 36] = [[50 + PIXEL_OFFSET, 45 + PIXEL_OFFSET], [70 + PIXEL_OFFSET, 52 + PIXEL_OFFSET]]
+    data.crops[0, 45, 50] = data.crops[1, 52, 70] = 255
+    config = replace(get_config("facegraph-photo"), flip=flip, colour=0.0)
+    images, _, points = augment(np.arange(2), data, labels, np.random.default_rng(4), config, FLIP_ORDER)
+    # after a flip the corner is the left eye's (45) in the mirror image
+    index = FLIP_ORDER[36] if flip else 36
+    assert index == (45 if flip else 36)
+    for i in range(2):
+        pixels = images[i, 0] * 128 + 127.5
+        assert torch.allclose(images[i, 0], images[i, 1]) and torch.allclose(images[i, 0], images[i, 2])
+        assert np.linalg.norm(_centroid(pixels - 1) - (points[i, index] - PIXEL_OFFSET)) < 0.6
+
+
+def test_augmented_images_are_normalised_like_the_model_input():
+    data, labels = _crops_with_labels(_symmetric_morphable(), n=2)
+    data.crops[:] = 255
+    images, _, _ = augment(np.arange(2), data, labels, np.random.default_rng(0), STILL, FLIP_ORDER)
+    assert images.shape == (2, 3, 120, 120) and images.dtype == torch.float32
+    assert torch.allclose(images, torch.full_like(images, 127.5 / 128))
+
+
+def test_nme_counts_labelled_points_and_labelled_faces_only():
+    target = np.zeros((3, 68, 2))
+    predicted = target + [3.0, 4.0]  # 5 pixels off everywhere
+    predicted[0, :10] += 100  # ... except at points without a label
+    target[0, :10] = np.nan
+    target[2] = np.nan  # a face without labels
+    sizes = np.array([50.0, 100.0, 1.0])
+    assert nme_percent(predicted, target, sizes) == pytest.approx((10.0 + 5.0) / 2)
+
+
+def test_box_size_is_the_geometric_mean_of_the_point_box_sides():
+    points = np.array([[[0.0, 0.0], [40.0, 10.0], [20.0, 90.0]]])
+    assert box_sizes(points) == pytest.approx([60.0])
+
+
+@pytest.fixture(scope="module")
+def crops() -> FaceCrops:
+    rng = np.random.default_rng(0)
+    n = 24
+    points = 60 + rng.normal(0, 15, (n, 68, 2))
+    points[::3, 20:40] = np.nan  # e.g. AFLW's points without an iBUG counterpart
+    images = rng.integers(0, 256, (n, 120, 120, 3), dtype=np.uint8)
+    groups = np.repeat(np.arange(n // 2).astype(str), 2)  # two faces per photo
+    return FaceCrops(images, points, groups, np.full(n, "test"))
+
+
+def _teacher(morphable) -> CropRegressor:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        network = MobileNetV1({"params": 62}, width=0.25)
+        for module in network.modules():  # PyTorch's default initialisation leaves no signal after 14 layers
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            elif isinstance(module, torch.nn.Linear):
+                torch.nn.init.normal_(module.weight, 0, 0.3)
+    return CropRegressor(network, face_whitening(), morphable).eval()
+
+
+def test_training_writes_weights_checkpoint_and_history_and_resumes(crops, tmp_path, monkeypatch):
+    morphable = synthetic_morphable()
+    teacher = _teacher(morphable)
+    config = replace(
+        get_config("facegraph-photo"),
+        batch_size=8,
+        epochs=1,
+        width=0.35,
+        val_fraction=0.25,
+        bf16_on_cpu=False,
+    )
+    first = train_synergynet(crops, teacher, morphable, tmp_path, config, device="cpu", progress=False)
+    for name in ("best.safetensors", "last.pt", "history.json", "teacher-labels.npz"):
+        assert (tmp_path / name).is_file()
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["epoch"] for h in history["epochs"]] == [1]
+    assert history["config"]["width"] == 0.35
+    assert first["epoch"] == 1
+    for key in ("loss_total", "loss_human", "nme_human", "nme_human_head", "nme_teacher"):
+        assert np.isfinite(first[key]), key
+    assert np.isfinite(history["reference"]["teacher_nme_human"])
+
+    model = load_synergynet(tmp_path / "best.safetensors", None)
+    prediction = model.predict(crops.crops[:2], np.tile([0.0, 0.0, 120.0, 120.0], (2, 1)))
+    assert np.isfinite(prediction.landmarks).all()
+    figures = read_figures(tmp_path / "best.safetensors")
+    assert figures["epoch"] == 1 and figures["n_train"] + figures["n_val"] == len(crops)
+    assert figures["n_val"] == 6  # 3 of the 12 photos, both faces of each
+
+    # resuming reads the cached teacher labels instead of running the teacher again
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher ran again")
+
+    monkeypatch.setattr(teacher, "forward", no_teacher)
+    resumed = train_synergynet(
+        crops,
+        teacher,
+        morphable,
+        tmp_path,
+        replace(config, epochs=2),
+        resume=True,
+        device="cpu",
+        progress=False,
+    )
+    history = json.loads((tmp_path / "history.json").read_text())["epochs"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0]["nme_human"] == first["nme_human"]
+    assert resumed == min(history, key=lambda h: h["nme_human"])
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
