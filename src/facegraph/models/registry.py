@@ -47,7 +47,6 @@ SYNERGYNET = ModelSpec(
     build=load_synergynet,
     needs_bfm=False,
 )
-DEFAULT_PHOTO_MODEL = SYNERGYNET.name
 
 MODELS: dict[str, ModelSpec] = {SYNERGYNET.name: SYNERGYNET, **{name: _peer(name) for name in CHECKPOINTS}}
 

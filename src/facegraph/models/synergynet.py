@@ -45,9 +45,6 @@ class LandmarkWhitening:
         points = values * values.new_tensor(self.std) + values.new_tensor(self.mean)
         return points.reshape(len(values), N_LANDMARKS, 3)
 
-    def whiten(self, points: torch.Tensor) -> torch.Tensor:
-        return (points.reshape(len(points), -1) - points.new_tensor(self.mean)) / points.new_tensor(self.std)
-
 
 class SynergyRegressor(CropRegressor):
     """SynergyNet's image network with its whitening; ``morphable`` may be None (no BFM at hand)."""
