@@ -362,7 +362,7 @@ def cmd_image(args: argparse.Namespace) -> None:
     from facegraph.image import FaceAnalyzer, face_to_dict
     from facegraph.io import read_image, write_image
     from facegraph.io.meshes import Mesh, write_mesh
-    from facegraph.viz.annotate import annotate
+    from facegraph.viz.annotate import annotate_faces
 
     photos = _expand_paths(args.images, PHOTO_SUFFIXES, "photo")
     if args.out:
@@ -408,11 +408,7 @@ def cmd_image(args: argparse.Namespace) -> None:
                 file=sys.stderr if args.json == "-" else sys.stdout,
             )
         if out is not None:
-            drawn = rgb
-            for face in faces:
-                centre = face.landmarks_2d.points.mean(axis=0)
-                drawn = annotate(drawn, face.landmarks_2d.points, face.box, face.pose, centre)
-            write_image(out / f"{photo.stem}-annotated.png", drawn)
+            write_image(out / f"{photo.stem}-annotated.png", annotate_faces(rgb, faces))
             _write_json(str(out / f"{photo.stem}.json"), record)
             for i, face in enumerate(faces):
                 if face.mesh_vertices is not None:

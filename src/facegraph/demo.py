@@ -18,7 +18,7 @@ from facegraph.errors import InputError
 from facegraph.geometry.crops import box_from_landmarks, crop
 from facegraph.io import read_image, read_landmarks, write_image, write_landmarks
 from facegraph.schemes import convert, normalisation_distance
-from facegraph.viz.annotate import annotate
+from facegraph.viz.annotate import annotate, annotate_faces
 
 SAMPLE = "einstein"
 SCAN = "james"
@@ -95,11 +95,7 @@ def photo_demo(out: Path) -> dict[str, Path]:
     }
     record = {"photo": f"{PORTRAIT}.jpg", "faces": [face_to_dict(f) for f in faces]}
     write_atomic(outputs["photo_faces"], json.dumps(record, indent=2) + "\n")
-    drawn = photo
-    for face in faces:
-        drawn = annotate(
-            drawn, face.landmarks_2d.points, face.box, face.pose, face.landmarks_2d.points.mean(0)
-        )
+    drawn = annotate_faces(photo, faces)
     write_image(outputs["photo_annotated"], drawn)
     if faces:
         write_image(outputs["photo_face"], zoom(drawn, faces[0].box))

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from facegraph.errors import InputError
-from facegraph.geometry.crops import crop_to_image
 from facegraph.io.atomic import atomic_path
-from facegraph.models.crop_regressor import CropPrediction, poses_from_params
+from facegraph.models.crop_regressor import CropPrediction
 from facegraph.models.synergynet import SynergyRegressor
 
 OUTPUTS = ("params", "landmarks")
@@ -89,13 +88,5 @@ def predict_onnx(
     session: OnnxSession, model: SynergyRegressor, crops: np.ndarray, boxes: np.ndarray
 ) -> CropPrediction:
     """``model.predict`` with the image network run by ONNX Runtime (whitening and decoding shared)."""
-    images = model.normalise(crops).cpu().numpy()
-    params_white, landmarks_white = session.run(images)
-    params = model.whitening.unwhiten(torch.from_numpy(params_white))
-    with torch.inference_mode():
-        if model.morphable is not None:
-            landmarks = model.morphable.landmarks(params.to(model.morphable.mean.device)).cpu()
-        else:
-            landmarks = model.landmark_whitening.unwhiten(torch.from_numpy(landmarks_white))
-    points = crop_to_image(landmarks.numpy(), boxes, crops.shape[1])
-    return CropPrediction(params.numpy(), points, poses_from_params(params.numpy()))
+    params_white, landmarks_white = session.run(model.normalise(crops).cpu().numpy())
+    return model.decode(torch.from_numpy(params_white), torch.from_numpy(landmarks_white), boxes)

@@ -71,12 +71,20 @@ class SynergyRegressor(CropRegressor):
     @torch.inference_mode()
     def predict(self, crops: np.ndarray, boxes: np.ndarray) -> CropPrediction:
         out = self.network(self.normalise(crops))
-        params = self.whitening.unwhiten(out["params"])
+        return self.decode(out["params"], out["landmarks"], boxes)
+
+    @torch.inference_mode()
+    def decode(
+        self, params_white: torch.Tensor, landmarks_white: torch.Tensor, boxes: np.ndarray
+    ) -> CropPrediction:
+        """The network's whitened outputs for crops cut at (B, 4) boxes -> photo-pixel predictions:
+        landmarks decoded from the parameters with the BFM, else from the landmark head."""
+        params = self.whitening.unwhiten(params_white)
         if self.morphable is not None:
-            landmarks = self.morphable.landmarks(params)
+            landmarks = self.morphable.landmarks(params.to(self.morphable.mean.device))
         else:
-            landmarks = self.landmark_whitening.unwhiten(out["landmarks"])
-        points = crop_to_image(landmarks.cpu().numpy(), boxes, crops.shape[1])
+            landmarks = self.landmark_whitening.unwhiten(landmarks_white)
+        points = crop_to_image(landmarks.cpu().numpy(), boxes, self.input_size)
         params = params.cpu().numpy()
         return CropPrediction(params, points, poses_from_params(params))
 

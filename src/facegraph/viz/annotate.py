@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from facegraph.geometry.pose import pose_to_matrix
-from facegraph.types import HeadPose
+from facegraph.types import Face, HeadPose
 
 # iBUG 68 regions and their colours (RGB).
 IBUG68_REGIONS: dict[str, tuple[range, tuple[int, int, int]]] = {
@@ -64,3 +64,12 @@ def annotate(
             # camera frame is y-up; photo rows grow downward
             draw.line([ox, oy, ox + length * axis[0], oy - length * axis[1]], fill=colour, width=2 * width)
     return np.asarray(image)
+
+
+def annotate_faces(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """Draw every face's box, 2D landmarks and pose axes (at the landmarks' centre) on a copy of a photo."""
+    drawn = rgb
+    for face in faces:
+        points = face.landmarks_2d.points
+        drawn = annotate(drawn, points, face.box, face.pose, points.mean(axis=0))
+    return np.array(drawn, copy=True)
