@@ -135,3 +135,10 @@ def test_train_mesh_refuses_an_unknown_config(tmp_path, capsys):
     err = user_error(["train", "mesh", "--config", "nope", "--out", str(tmp_path / "run")], capsys)
     assert "unknown --config 'nope'" in err and "facegraph-mesh" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_train_mesh_refuses_missing_initial_weights_before_making_data(tmp_path, capsys):
+    missing = tmp_path / "nope.safetensors"
+    err = user_error(["train", "mesh", "--init", str(missing), "--out", str(tmp_path / "run")], capsys)
+    assert "weights file not found" in err and "nope.safetensors" in err
+    assert not (tmp_path / "run").exists()

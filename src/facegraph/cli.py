@@ -327,6 +327,13 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
     config = get_config(args.config, args.points)
     if args.epochs is not None:
         config = replace(config, epochs=args.epochs)
+    if args.lr_schedule is not None:
+        config = replace(config, lr_schedule=args.lr_schedule)
+    if args.learning_rate is not None:
+        config = replace(config, learning_rate=args.learning_rate)
+    init = Path(args.init) if args.init else None
+    if init is not None and not init.is_file():
+        raise InputError("weights file not found", init)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train = _point_cache(args, out, args.scans, args.seed, "train")
@@ -340,6 +347,7 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
         resume=args.resume,
         max_minutes=args.max_minutes,
         workers=args.workers,
+        init=init,
     )
     print(
         f"best epoch {result.best_epoch}: validation {result.best_val_mm:.3f} mm"
@@ -596,6 +604,11 @@ def build_parser() -> argparse.ArgumentParser:
     train_mesh.add_argument("--points", type=int, help="override the configuration's input point count")
     train_mesh.add_argument("--epochs", type=int, help="override the configuration's epochs")
     train_mesh.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
+    train_mesh.add_argument("--init", help="start from these weights (fine-tuning), e.g. the shipped ones")
+    train_mesh.add_argument("--learning-rate", type=float, help="override the configuration's learning rate")
+    train_mesh.add_argument(
+        "--lr-schedule", choices=("constant", "cosine"), help="override the configuration's schedule"
+    )
     train_mesh.add_argument("--seed", type=int, default=0)
     train_mesh.add_argument("--workers", type=int, default=1, help="data loader processes (default 1)")
     train_mesh.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -14,6 +14,7 @@ from facegraph.nn.sgcn import (
     decode_heatmaps,
     gaussian_targets,
     local_convolution,
+    neighbour_mean_operator,
     super_point_convolution,
 )
 
@@ -42,7 +43,7 @@ def test_local_convolution_is_the_normalised_improved_gcn_on_the_knn_graph():
     batch, n, k, channels = 2, 12, 4, 5
     x = torch.randn(batch, n, channels, generator=generator, dtype=torch.float64)
     neighbours = torch.stack([random_knn(n, k, generator) for _ in range(batch)])
-    result = local_convolution(x, neighbours)
+    result = local_convolution(x, neighbour_mean_operator(neighbours, x.dtype))
     for b in range(batch):
         adjacency = torch.zeros(n, n, dtype=torch.float64)
         adjacency[torch.arange(n)[:, None], neighbours[b]] = 1.0

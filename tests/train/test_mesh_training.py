@@ -16,7 +16,9 @@ from facegraph.io.meshes import Mesh
 from facegraph.mesh.landmarker import MeshLandmarker
 from facegraph.mesh.preprocess import get_config
 from facegraph.nn.sgcn import SgcnConfig
-from facegraph.train.mesh import DEFAULT_AUGMENTATION, augmented_sample, train_mesh
+from facegraph.errors import InputError
+from facegraph.mesh.weights import load_weights
+from facegraph.train.mesh import DEFAULT_AUGMENTATION, augmented_sample, learning_rate, train_mesh
 from tests.datasets.test_synthetic_faces import fake_bfm
 
 TINY = replace(
@@ -136,3 +138,40 @@ def test_distributed_training_on_two_cpu_processes(caches, tmp_path):
     history = json.loads((tmp_path / "history.json").read_text())
     assert [entry["epoch"] for entry in history] == [1, 2]
     assert MeshLandmarker(tmp_path / "best.safetensors").config.n_points == 128
+
+
+def test_cosine_schedule_starts_at_the_rate_halves_midway_and_ends_at_zero():
+    cosine = replace(TINY, epochs=4, learning_rate=1e-3, lr_schedule="cosine")
+    assert learning_rate(cosine, 0.0) == pytest.approx(1e-3)
+    assert learning_rate(cosine, 2.0) == pytest.approx(5e-4)
+    assert learning_rate(cosine, 4.0) == pytest.approx(0.0, abs=1e-12)
+    rates = [learning_rate(cosine, 0.25 * i) for i in range(17)]
+    assert all(a > b for a, b in zip(rates[:-1], rates[1:]))
+    assert learning_rate(replace(cosine, lr_schedule="constant"), 3.5) == 1e-3
+    with pytest.raises(ValueError, match="schedule"):
+        learning_rate(replace(cosine, lr_schedule="step"), 1.0)
+
+
+def test_fine_tuning_starts_from_the_given_weights(caches, tmp_path):
+    train, val = caches
+    train_mesh(TINY, train, val, tmp_path / "first", workers=0)
+    start, _, _, _ = load_weights(tmp_path / "first" / "best.safetensors")
+    # With a zero learning rate nothing moves: the fine-tuned weights are the initial ones.
+    frozen = replace(TINY, learning_rate=0.0)
+    tuned = train_mesh(
+        frozen, train, val, tmp_path / "tuned", workers=0, init=tmp_path / "first" / "best.safetensors"
+    )
+    after, _, _, _ = load_weights(tmp_path / "tuned" / "best.safetensors")
+    for key, value in start.state_dict().items():
+        torch.testing.assert_close(after.state_dict()[key], value)
+    assert tuned.best_val_mm == pytest.approx(
+        json.loads((tmp_path / "first" / "history.json").read_text())[0]["val_mm"], rel=1e-5
+    )
+
+
+def test_fine_tuning_refuses_weights_of_another_network(caches, tmp_path):
+    train, val = caches
+    train_mesh(TINY, train, val, tmp_path / "first", workers=0)
+    wider = replace(TINY, network=replace(TINY.network, hidden=16))
+    with pytest.raises(InputError, match="network"):
+        train_mesh(wider, train, val, tmp_path / "wider", workers=0, init=tmp_path / "first" / "best.safetensors")

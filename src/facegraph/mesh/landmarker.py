@@ -19,7 +19,7 @@ import torch
 from facegraph.errors import InputError
 from facegraph.io.meshes import Mesh, read_mesh
 from facegraph.mesh.checks import MM_PER_UNIT, check_scan
-from facegraph.mesh.preprocess import MeshConfig, network_input, to_batch
+from facegraph.mesh.preprocess import MeshConfig, crop_to_ball, network_input, to_batch
 from facegraph.mesh.refine import refine_landmarks
 from facegraph.mesh.sampling import (
     SurfaceSample,
@@ -33,14 +33,13 @@ from facegraph.nn.sgcn import StratifiedGcn, decode_heatmaps
 from facegraph.types import Landmarks
 
 DEFAULT_WEIGHTS = "facegraph-mesh.safetensors"
-DENSE_FACTOR = 4  # the second pass samples this many times the network's points before thinning
+DENSE_FACTOR = 4  # the scan is sampled once at this many times the network's points; each pass thins that
 REFINE_TOP = 7
 # The refinement that measured best with the shipped weights (benchmarks/RESULTS.md): with heatmaps as
 # wide as these, profile matching moves points away more often than toward the truth.
 DEFAULT_REFINE = "snap"
 SECOND_PASSES = 3  # chosen on held-out synthetic scans: each re-alignment helps
 TRIMMED_FRACTION = 0.3  # the share of worst-fitting landmarks left out when aligning to the mean face
-MIN_BALL_POINTS = 100
 
 
 @dataclass
@@ -122,8 +121,11 @@ class MeshLandmarker:
             start = time.perf_counter()
             for _ in range(SECOND_PASSES):
                 rotation, shift = robust_rigid_fit(self.canonical_landmarks, estimate)
-                canonical = (vertices - shift) @ rotation  # the scan turned onto the mean face
-                sample = self._sample_ball(canonical, scan.faces, self.config.crop_radius, n_dense, rng)
+                # The dense sample turned onto the mean face and cut to the ball about it, as in training.
+                points, normals = crop_to_ball(
+                    (whole.points - shift) @ rotation, whole.normals @ rotation, np.zeros(3), self.config
+                )
+                sample = SurfaceSample(points, normals, None)
                 estimate, top_points, top_heat, scale = self._pass(sample, rng, centre=np.zeros(3))
                 estimate, top_points = estimate @ rotation.T + shift, top_points @ rotation.T + shift
             timings["second pass"] = time.perf_counter() - start
@@ -147,19 +149,6 @@ class MeshLandmarker:
             return SurfaceSample(sample.points, orient_each_outwards(sample.points, sample.normals), None)
         sample = sample_surface(vertices, faces, n, rng)
         return SurfaceSample(sample.points, orient_outwards(sample.points, sample.normals), sample.face_ids)
-
-    @classmethod
-    def _sample_ball(
-        cls, vertices: np.ndarray, faces: np.ndarray | None, radius: float, n: int, rng: np.random.Generator
-    ) -> SurfaceSample:
-        """Surface points within (the faces touching) a ball about the origin; all of them if it is empty."""
-        inside = np.linalg.norm(vertices, axis=1) < radius
-        if faces is None:
-            return cls._sample(
-                vertices[inside] if inside.sum() >= MIN_BALL_POINTS else vertices, None, n, rng
-            )
-        near = faces[inside[faces].any(axis=1)]
-        return cls._sample(vertices, near if len(near) else faces, n, rng)
 
 
 def rigid_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

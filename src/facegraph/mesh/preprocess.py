@@ -41,6 +41,7 @@ class MeshConfig:
     crop_radius: float = 110.0  # mm, the second pass's ball about the first pass's face centre
     batch_size: int = 8
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": decays to zero over the run's epochs, step by step
     epochs: int = 20
 
     def to_dict(self) -> dict:
@@ -121,6 +122,17 @@ def network_input(
     normalised = (chosen - centre) / scale
     features = np.concatenate([normalised, normals[keep]], axis=1).astype(np.float32)
     return NetworkInput(features, knn_indices(normalised, config.network.neighbours), centre, scale)
+
+
+def crop_to_ball(
+    points: np.ndarray, normals: np.ndarray, centre: np.ndarray, config: MeshConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The points (and normals) within the second pass's ball about ``centre``; all of them when fewer
+    than a quarter of the network's input would remain (then the ball missed the scan)."""
+    inside = np.linalg.norm(points - centre, axis=1) < config.crop_radius
+    if inside.sum() < config.n_points // 4:
+        return points, normals
+    return points[inside], normals[inside]
 
 
 def super_points(normalised: np.ndarray, mean_landmarks: np.ndarray) -> np.ndarray:

@@ -27,8 +27,8 @@ from tqdm import tqdm
 from facegraph.datasets.synthetic_faces import Augmentation, PointCache, random_rigid
 from facegraph.errors import InputError
 from facegraph.io.atomic import atomic_path
-from facegraph.mesh.preprocess import MeshConfig, NetworkInput, network_input, to_batch
-from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, save_weights
+from facegraph.mesh.preprocess import MeshConfig, NetworkInput, crop_to_ball, network_input, to_batch
+from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, load_weights, save_weights
 from facegraph.nn.sgcn import StratifiedGcn, adaptive_wing_loss, decode_heatmaps, gaussian_targets
 
 SECOND_PASS_FRACTION = 0.5
@@ -51,9 +51,7 @@ def augmented_sample(
     centre = None
     if second_pass:
         centre = landmarks.mean(axis=0) + rng.normal(0.0, CENTRE_JITTER_MM, 3)
-        inside = np.linalg.norm(points - centre, axis=1) < config.crop_radius
-        if inside.sum() >= config.n_points // 4:
-            points, normals = points[inside], normals[inside]
+        points, normals = crop_to_ball(points, normals, centre, config)
     sample = network_input(points, normals, config, rng, centre)
     return sample, ((landmarks - sample.centre) / sample.scale).astype(np.float32)
 
@@ -145,6 +143,28 @@ def evaluate(model: StratifiedGcn, loader: DataLoader, config: MeshConfig, devic
     return float(torch.cat(errors).mean())
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(config: MeshConfig, progress: float) -> float:
+    """The learning rate after ``progress`` epochs (fractional) of the run's ``config.epochs``."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    if config.lr_schedule == "cosine":
+        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(progress / config.epochs, 1.0)))
+    raise ValueError(f"unknown learning-rate schedule {config.lr_schedule!r} (known: {', '.join(LR_SCHEDULES)})")
+
+
+def initial_weights(model: StratifiedGcn, config: MeshConfig, path: Path) -> None:
+    """Start from trained weights (fine-tuning); their network must be the configuration's."""
+    trained, trained_config, _, _ = load_weights(path)
+    if trained_config.network != config.network:
+        raise InputError(
+            f"the weights' network ({trained_config.name}) differs from the configuration's ({config.name})", path
+        )
+    model.load_state_dict(trained.state_dict())
+
+
 def train_mesh(
     config: MeshConfig,
     train_cache: PointCache,
@@ -155,8 +175,11 @@ def train_mesh(
     augmentation: Augmentation = DEFAULT_AUGMENTATION,
     workers: int = 1,
     max_minutes: float | None = None,
+    init: Path | None = None,
 ) -> TrainResult:
     """Train, validating every epoch; writes last.pt (resumable) and best.safetensors atomically.
+
+    ``init`` starts from trained weights instead of random ones (a resumed run continues from last.pt).
 
     Launched by ``torchrun --nproc_per_node G``, it trains with DistributedDataParallel (NCCL on GPUs,
     gloo on CPUs): each process takes its share of every epoch in batches of ``config.batch_size``, and
@@ -174,7 +197,10 @@ def train_mesh(
     train_set = CachedScans(train_cache, config, seed, augmentation)
     val_set = CachedScans(val_cache, config, seed + 1_000_003, augmentation)
     mean = mean_landmarks(train_set) if config.network.global_branch == "super" else None
-    model = StratifiedGcn(config.network).to(device)
+    model = StratifiedGcn(config.network)
+    if init is not None:
+        initial_weights(model, config, init)
+    model = model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     history: list[dict] = []
     start_epoch, best = 0, (math.inf, -1)
@@ -220,7 +246,9 @@ def train_mesh(
         bar = tqdm(
             loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not processes.main
         )
-        for batch, landmarks, _ in bar:
+        for step, (batch, landmarks, _) in enumerate(bar):
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(config, epoch + step / len(loader))
             batch = {key: value.to(device) for key, value in batch.items()}
             heat = trained(**batch)
             points, landmarks = batch["features"][..., :3], landmarks.to(device)
