@@ -1,9 +1,11 @@
 """SynergyNet (shipped weights) against its teacher 3DDFA_V2 x0.5 on AFLW2000-3D, and their speed.
 
-Accuracy runs the CLI exactly as a user would (3DDFA protocol, both models in the same run). Speed
-times the network and the decoding on the benchmark's 120x120 crops, already in memory (no JPEG
-decode, no detection), at batch 1 and batched, in PyTorch and in ONNX Runtime, on this machine's
-threads. Writes the ``synergynet`` section of benchmarks/RESULTS.md and results/synergynet.json.
+Accuracy runs the CLI exactly as a user would (3DDFA protocol, both models in the same run), also for
+the int8 ONNX model that ``facegraph export onnx --int8`` makes, calibrated on 256 faces of the 300-W
+training photos. Speed times the network and the decoding on the benchmark's 120x120 crops, already in
+memory (no JPEG decode, no detection), at batch 1 and batched, in PyTorch and in ONNX Runtime (float
+and int8), on this machine's threads. Writes the ``synergynet`` section of benchmarks/RESULTS.md and
+results/synergynet.json.
 
     .venv/bin/python benchmarks/synergynet.py [--shared ../shared/data] [--weights FILE]
 """
@@ -14,7 +16,9 @@ import argparse
 import datetime
 import json
 import os
-import tempfile
+import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import torch
 
 from common import HERE, OUT, RESULTS, machine, write_section
 from facegraph.datasets.aflw2000_3d import load_aflw2000
-from facegraph.models.onnx_export import OnnxSession, export_onnx, predict_onnx
+from facegraph.models.onnx_export import OnnxRegressor, OnnxSession
 from facegraph.models.registry import load_model
 from harness import aflw_rows, run
 
@@ -50,26 +54,29 @@ def faces_per_second(
     return done / (time.perf_counter() - start)
 
 
-def speed_rows(shared: Path, weights: str | None) -> tuple[list[str], dict]:
+def export(args: list[str]) -> str:
+    """Run ``facegraph export onnx`` as a user would; returns the command."""
+    executable = Path(sys.executable).parent / "facegraph"
+    subprocess.run([str(executable), "export", "onnx", *args, "--quiet"], check=True, cwd=HERE.parent)
+    return shlex.join(["facegraph", "export", "onnx", *args])
+
+
+def speed_rows(shared: Path, weights: str | None, onnx_files: dict[str, Path]) -> tuple[list[str], dict]:
     data = load_aflw2000(shared / "aflw2000-3d")
     crops = np.stack([data.crop(i) for i in range(SPEED_FACES)])
     boxes = data.boxes[:SPEED_FACES]
     bfm = shared / "bfm"
     student = load_model("synergynet", weights, bfm)
     teacher = load_model("3ddfa-v2-mb05", shared / "3ddfa-v2", bfm)
+    runs = {"SynergyNet, PyTorch": student.predict}
+    for label, path in onnx_files.items():
+        session = OnnxSession(HERE.parent / path)
+        runs[f"SynergyNet, ONNX Runtime {label}"] = OnnxRegressor(student, session).predict
+    runs["3DDFA_V2 x0.5 (teacher), PyTorch"] = teacher.predict
     figures: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        onnx_path = Path(folder) / "synergynet.onnx"
-        export_onnx(student, onnx_path)
-        session = OnnxSession(onnx_path)
-        runs = {
-            "SynergyNet, PyTorch": student.predict,
-            "SynergyNet, ONNX Runtime": lambda c, b: predict_onnx(session, student, c, b),
-            "3DDFA_V2 x0.5 (teacher), PyTorch": teacher.predict,
-        }
-        for name, predict in runs.items():
-            figures[name] = {str(b): faces_per_second(predict, crops, boxes, b) for b in (1, BATCH)}
-            print(name, {k: round(v) for k, v in figures[name].items()})
+    for name, predict in runs.items():
+        figures[name] = {str(b): faces_per_second(predict, crops, boxes, b) for b in (1, BATCH)}
+        print(name, {k: round(v) for k, v in figures[name].items()})
     rows = [f"| {name} | {f['1']:.0f} | {f[str(BATCH)]:.0f} |" for name, f in figures.items()]
     return rows, figures
 
@@ -88,8 +95,20 @@ def main() -> None:
     cmd_teacher, teacher_report = run(
         [*data, "--model", "3ddfa-v2-mb05", "--weights", f"{rel}/3ddfa-v2"], "aflw2000-3d_3ddfa-v2-mb05"
     )
+    folder = Path("out") / "benchmark-onnx"  # relative to the repository root, where the commands run
+    (HERE.parent / folder).mkdir(parents=True, exist_ok=True)
+    onnx_files = {"float32": folder / "synergynet.onnx", "int8": folder / "synergynet-int8.onnx"}
+    weights_args = ["--weights", args.weights] if args.weights else []
+    cmd_export = export([str(onnx_files["float32"]), *weights_args])
+    cmd_int8 = export(
+        [str(onnx_files["int8"]), *weights_args, "--int8", "--calibration", f"{rel}/300w-train"]
+    )
+    cmd_int8_eval, int8_report = run(
+        [*data, *student, "--bfm", f"{rel}/bfm", "--onnx", str(onnx_files["int8"])],
+        "aflw2000-3d_synergynet-int8",
+    )
     torch.set_num_threads(os.cpu_count() or 1)
-    speed, speed_figures = speed_rows(shared, args.weights)
+    speed, speed_figures = speed_rows(shared, args.weights, onnx_files)
 
     def pose_row(label: str, pose: dict) -> str:
         angles = " | ".join(f"{pose[k]:.3f}" for k in ("yaw", "pitch", "roll"))
@@ -109,6 +128,7 @@ def main() -> None:
         "|---|---|---|---|---|---|",
         *nme_rows("SynergyNet, shipped (landmarks decoded with the BFM)", student_report),
         *nme_rows("SynergyNet, shipped, no BFM (landmark head)", head_report),
+        *nme_rows("SynergyNet, shipped, int8 ONNX Runtime (BFM decode)", int8_report),
         *nme_rows("3DDFA_V2 x0.5, the teacher (same run)", teacher_report),
         "| SynergyNet, published (300W-LP, 680k images) | "
         + " | ".join(f"{PUBLISHED[k]:.2f}" for k in ("0-30", "30-60", "60-90"))
@@ -120,6 +140,7 @@ def main() -> None:
         "| model | yaw | pitch | roll | mean |",
         "|---|---|---|---|---|",
         pose_row("SynergyNet, shipped", student_report["pose_mae"]),
+        pose_row("SynergyNet, shipped, int8 ONNX Runtime", int8_report["pose_mae"]),
         pose_row("3DDFA_V2 x0.5, the teacher", teacher_report["pose_mae"]),
         pose_row("SynergyNet, published", PUBLISHED_POSE),
         "",
@@ -130,14 +151,16 @@ def main() -> None:
         "|---|---|---|",
         *speed,
         "",
-        f"Commands: `{cmd_student}`; `{cmd_head}`; `{cmd_teacher}`; "
-        "speed: `.venv/bin/python benchmarks/synergynet.py`",
+        f"Commands: `{cmd_student}`; `{cmd_head}`; `{cmd_teacher}`; `{cmd_export}`; `{cmd_int8}`;"
+        f" `{cmd_int8_eval}`; speed: `.venv/bin/python benchmarks/synergynet.py` (the ONNX files are"
+        " the two exports)",
     ]
     write_section(SECTION, "\n".join(lines))
     OUT.mkdir(exist_ok=True)
     summary = {
         "student": student_report,
         "student_no_bfm": head_report,
+        "student_int8": int8_report,
         "teacher": teacher_report,
         "speed_faces_per_second": speed_figures,
     }

@@ -182,3 +182,57 @@ def test_export_onnx_into_a_missing_folder_is_a_one_line_error(weights, tmp_path
         ["export", "onnx", str(tmp_path / "absent" / "m.onnx"), "--weights", str(weights)], capsys
     )
     assert "cannot write: the folder does not exist" in err
+
+
+@pytest.fixture(scope="module")
+def exported(weights, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("onnx") / "synergynet.onnx"
+    assert main(["export", "onnx", str(out), "--weights", str(weights)]) == 0
+    return out
+
+
+def test_image_with_onnx_gives_the_pytorch_answers(weights, exported, photo, tmp_path):
+    assert main(image_args(weights, str(photo), "--json", str(tmp_path / "torch.json"))) == 0
+    onnx_run = image_args(weights, str(photo), "--onnx", str(exported), "--json", str(tmp_path / "onnx.json"))
+    assert main(onnx_run) == 0
+    expected = json.loads((tmp_path / "torch.json").read_text())["faces"]
+    got = json.loads((tmp_path / "onnx.json").read_text())["faces"]
+    assert len(got) == len(expected) >= 1
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a["points_3d"], b["points_3d"], atol=0.05)
+
+
+def test_image_refuses_an_onnx_file_exported_from_other_weights(exported, photo, tmp_path, capsys):
+    from facegraph.models.synergynet import save_synergynet
+    from tests.models.test_synergynet_model import WIDTH, face_whitening, landmark_whitening, random_network
+
+    other = tmp_path / "other.safetensors"
+    save_synergynet(other, random_network(), face_whitening(), landmark_whitening(seed=1), WIDTH, {})
+    err = user_error(image_args(other, str(photo), "--onnx", str(exported)), capsys)
+    assert str(exported) in err and "other SynergyNet weights" in err
+
+
+def test_export_int8_needs_calibration_photos(weights, tmp_path, capsys):
+    err = user_error(
+        ["export", "onnx", str(tmp_path / "q.onnx"), "--weights", str(weights), "--int8"], capsys
+    )
+    assert "--int8 needs --calibration" in err
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_export_int8_calibrates_on_the_faces_in_photos(weights, photo, tmp_path, capsys):
+    out = tmp_path / "q.onnx"
+    args = ["export", "onnx", str(out), "--weights", str(weights), "--int8", "--quiet"]
+    assert main([*args, "--calibration", str(photo.parent), "--calibration-faces", "4"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(f"wrote {out} (int8, calibrated on 1 face)")
+    from facegraph.models.onnx_export import OnnxSession
+
+    assert OnnxSession(out).precision == "int8"
+
+
+def test_export_int8_without_faces_in_the_photos_is_a_user_error(weights, blank, tmp_path, capsys):
+    args = ["export", "onnx", str(tmp_path / "q.onnx"), "--weights", str(weights), "--int8", "--quiet"]
+    err = user_error([*args, "--calibration", str(blank)], capsys)
+    assert "no face was found in the calibration photos" in err
+    assert not (tmp_path / "q.onnx").exists()

@@ -15,7 +15,14 @@ import torch
 from facegraph.errors import InputError
 from facegraph.geometry.crops import crop_to_image
 from facegraph.models import load_model
-from facegraph.models.onnx_export import OnnxSession, export_onnx, predict_onnx
+from facegraph.models.onnx_export import (
+    PRECISION_KEY,
+    OnnxRegressor,
+    OnnxSession,
+    export_onnx,
+    predict_onnx,
+    quantize_int8,
+)
 from facegraph.models.synergynet import (
     BUNDLED_NAME,
     LandmarkWhitening,
@@ -219,6 +226,71 @@ def test_onnx_runtime_predicts_what_pytorch_predicts(exported, weights, batch, w
     np.testing.assert_allclose(got.landmarks, expected.landmarks, rtol=0, atol=1e-3)
     np.testing.assert_allclose(got.pose, expected.pose, rtol=0, atol=1e-2)
     np.testing.assert_allclose(got.params, expected.params, rtol=1e-3, atol=1e-6)
+
+
+def lively_synergynet(path: Path) -> Path:
+    """Random weights whose batch-norm statistics come from crops, so that outputs vary from crop to
+    crop as a trained network's do (a freshly initialised one answers ~1e-8 whatever it sees)."""
+    network = random_network(seed=5)
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # a plain average over the batches below
+    network.train()
+    with torch.no_grad():
+        for seed in range(3):
+            crops, _ = random_crops(16, seed=100 + seed)
+            network((torch.from_numpy(crops).float().permute(0, 3, 1, 2) - 127.5) / 128.0)
+    save_synergynet(path, network.eval(), face_whitening(), landmark_whitening(), WIDTH, {})
+    return path
+
+
+def test_the_int8_model_stays_close_to_the_float_one_and_runs_in_place_of_it(tmp_path):
+    weights = lively_synergynet(tmp_path / "lively.safetensors")
+    model = load_synergynet(weights, None)
+    exported = (tmp_path / "float.onnx",)
+    export_onnx(model, exported[0])
+    calibration, _ = random_crops(64, seed=7)
+    path = tmp_path / "int8.onnx"
+    report = quantize_int8(model, exported[0], path, calibration)
+    assert report["faces"] == 64 and 0 < report["mean_shift_px"] <= report["max_shift_px"]
+    assert report["mean_shift_px"] < 1.0
+    assert OnnxSession(exported[0]).precision == "float32" and OnnxSession(path).precision == "int8"
+    assert path.stat().st_size < exported[0].stat().st_size  # int8 convolution weights
+    crops, boxes = random_crops(5, seed=8)
+    expected = model.predict(crops, boxes)
+    got = OnnxRegressor(model, OnnxSession(path)).predict(crops, boxes)
+    assert got.landmarks.shape == (5, 68, 3)
+    # Boxes of ~240 px on 120 px crops: 2 px here is 1 px in the crop.
+    assert np.linalg.norm(got.landmarks[..., :2] - expected.landmarks[..., :2], axis=-1).mean() < 2.0
+
+
+def test_int8_needs_calibration_crops(exported, weights, tmp_path):
+    with pytest.raises(InputError, match="no face crops"):
+        quantize_int8(
+            load_synergynet(weights, None), exported[0], tmp_path / "int8.onnx", np.empty((0, 120, 120, 3))
+        )
+    assert not (tmp_path / "int8.onnx").exists()
+
+
+def test_an_onnx_file_from_other_weights_is_refused(exported, tmp_path):
+    other = tmp_path / "other.safetensors"
+    save_synergynet(other, random_network(), face_whitening(), landmark_whitening(seed=1), WIDTH, {})
+    with pytest.raises(InputError, match="other SynergyNet weights") as error:
+        OnnxRegressor(load_synergynet(other, None), OnnxSession(exported[0]))
+    assert error.value.path == exported[0]
+
+
+def test_an_onnx_file_without_facegraph_metadata_is_refused(exported, weights, tmp_path):
+    import onnx
+
+    graph = onnx.load(str(exported[0]))
+    del graph.metadata_props[:]
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(graph, str(foreign))
+    session = OnnxSession(foreign)
+    assert PRECISION_KEY not in session.metadata
+    with pytest.raises(InputError, match="not exported by facegraph"):
+        OnnxRegressor(load_synergynet(weights, None), session)
 
 
 def test_a_file_that_is_not_onnx_is_a_user_error(tmp_path):

@@ -12,12 +12,12 @@ import torch
 from scipy.spatial import cKDTree
 
 from facegraph.datasets.synthetic_faces import SyntheticFaces, build_point_cache
+from facegraph.errors import InputError
 from facegraph.io.meshes import Mesh
 from facegraph.mesh.landmarker import MeshLandmarker
 from facegraph.mesh.preprocess import get_config
-from facegraph.nn.sgcn import SgcnConfig
-from facegraph.errors import InputError
 from facegraph.mesh.weights import load_weights
+from facegraph.nn.sgcn import SgcnConfig
 from facegraph.train.mesh import DEFAULT_AUGMENTATION, augmented_sample, learning_rate, train_mesh
 from tests.datasets.test_synthetic_faces import fake_bfm
 
@@ -146,7 +146,7 @@ def test_cosine_schedule_starts_at_the_rate_halves_midway_and_ends_at_zero():
     assert learning_rate(cosine, 2.0) == pytest.approx(5e-4)
     assert learning_rate(cosine, 4.0) == pytest.approx(0.0, abs=1e-12)
     rates = [learning_rate(cosine, 0.25 * i) for i in range(17)]
-    assert all(a > b for a, b in zip(rates[:-1], rates[1:]))
+    assert all(a > b for a, b in zip(rates[:-1], rates[1:], strict=True))
     assert learning_rate(replace(cosine, lr_schedule="constant"), 3.5) == 1e-3
     with pytest.raises(ValueError, match="schedule"):
         learning_rate(replace(cosine, lr_schedule="step"), 1.0)
@@ -174,4 +174,6 @@ def test_fine_tuning_refuses_weights_of_another_network(caches, tmp_path):
     train_mesh(TINY, train, val, tmp_path / "first", workers=0)
     wider = replace(TINY, network=replace(TINY.network, hidden=16))
     with pytest.raises(InputError, match="network"):
-        train_mesh(wider, train, val, tmp_path / "wider", workers=0, init=tmp_path / "first" / "best.safetensors")
+        train_mesh(
+            wider, train, val, tmp_path / "wider", workers=0, init=tmp_path / "first" / "best.safetensors"
+        )

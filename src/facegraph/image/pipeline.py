@@ -128,9 +128,7 @@ class FaceAnalyzer:
             detections = [Detection(check_box(b, rgb, source), 1.0) for b in boxes.reshape(-1, 4)]
         if not detections:
             return []
-        crop_boxes = np.stack([box_from_detection(d.box) for d in detections])
-        size = self.model.input_size
-        crops = np.stack([crop(rgb, b, size) for b in crop_boxes])
+        crop_boxes, crops = self._cut(rgb, detections)
         prediction = self.model.predict(crops, crop_boxes)
         vertices = self._dense(prediction.params, crop_boxes) if mesh else None
         faces = []
@@ -150,6 +148,22 @@ class FaceAnalyzer:
                 face.mesh_vertices, face.mesh_faces = vertices[i], self.model.morphable.triangles
             faces.append(face)
         return faces
+
+    def face_crops(self, image: np.ndarray | str | Path) -> np.ndarray:
+        """The (K, S, S, 3) crops the model would see of the faces detected in a photo (K may be 0)."""
+        source = image if isinstance(image, str | Path) else None
+        rgb = read_image(image) if source is not None else np.asarray(image)
+        check_photo(rgb, source)
+        detections = detect_faces(self.detector, rgb)
+        size = self.model.input_size
+        if not detections:
+            return np.empty((0, size, size, 3), np.uint8)
+        return self._cut(rgb, detections)[1]
+
+    def _cut(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[np.ndarray, np.ndarray]:
+        """The crop boxes (K, 4) for detections, and the crops cut at them."""
+        crop_boxes = np.stack([box_from_detection(d.box) for d in detections])
+        return crop_boxes, np.stack([crop(rgb, b, self.model.input_size) for b in crop_boxes])
 
     @torch.inference_mode()
     def _dense(self, params: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray:

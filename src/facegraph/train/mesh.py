@@ -152,7 +152,9 @@ def learning_rate(config: MeshConfig, progress: float) -> float:
         return config.learning_rate
     if config.lr_schedule == "cosine":
         return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(progress / config.epochs, 1.0)))
-    raise ValueError(f"unknown learning-rate schedule {config.lr_schedule!r} (known: {', '.join(LR_SCHEDULES)})")
+    raise ValueError(
+        f"unknown learning-rate schedule {config.lr_schedule!r} (known: {', '.join(LR_SCHEDULES)})"
+    )
 
 
 def initial_weights(model: StratifiedGcn, config: MeshConfig, path: Path) -> None:
@@ -160,7 +162,8 @@ def initial_weights(model: StratifiedGcn, config: MeshConfig, path: Path) -> Non
     trained, trained_config, _, _ = load_weights(path)
     if trained_config.network != config.network:
         raise InputError(
-            f"the weights' network ({trained_config.name}) differs from the configuration's ({config.name})", path
+            f"the weights' network ({trained_config.name}) differs from the configuration's ({config.name})",
+            path,
         )
     model.load_state_dict(trained.state_dict())
 
