@@ -471,11 +471,11 @@ def cmd_export_onnx(args: argparse.Namespace) -> None:
         float_path = Path(folder) / "float.onnx"
         export_onnx(model, float_path)
         report = quantize_int8(model, float_path, args.output, crops)
+    faces = _count(report["faces"], "face")
+    shift = f"{report['mean_shift_px']:.2f} px on average (largest {report['max_shift_px']:.2f})"
     print(
-        f"wrote {args.output} (int8, calibrated on {_count(report['faces'], 'face')}); against the float"
-        " model the"
-        f" landmarks move {report['mean_shift_px']:.2f} px on average (largest {report['max_shift_px']:.2f})"
-        " in the 120-pixel crop"
+        f"wrote {args.output} (int8, calibrated on {faces}); against the float model the landmarks move"
+        f" {shift} in the 120-pixel crop"
     )
 
 
