@@ -10,6 +10,9 @@ of benchmarks/RESULTS.md with the date, the machine and the commands.
   landmarks are defined on it; the others are left out of its errors).
 - (c) the real scan menpo3d ``james.obj`` with ``james.ljson`` (mm).
 
+Then the landmark-convention check: offsets fitted (``facegraph train mesh-offsets``) on 20 other Surrey
+Face Model faces (another seed) and applied to (b) and (c).
+
     .venv/bin/python benchmarks/mesh.py --bfm /path/to/bfm-with-dense-bases \
         [--shared ../shared/data] [--paper-weights W] [--work /tmp/facegraph-mesh-bench]
 """
@@ -33,6 +36,7 @@ from common import HERE, OUT, RESULTS, machine, write_section
 from facegraph.datasets.synthetic_faces import Augmentation, SyntheticFaces
 from facegraph.geometry.pose import pose_to_matrix
 from facegraph.io import Mesh, read_mesh, write_json, write_mesh
+from facegraph.mesh.conventions import read_offsets
 from facegraph.mesh.landmarker import DEFAULT_REFINE, MeshLandmarker, bundled_weights
 from facegraph.mesh.refine import REFINE_METHODS
 from facegraph.mesh.weights import load_weights
@@ -42,6 +46,8 @@ from facegraph.types import HeadPose, Landmarks
 SECTION = "mesh"
 N_SCANS = 40
 SEED = 20261121  # not a training seed
+CALIBRATION_SCANS = 20
+CALIBRATION_SEED = SEED + 1
 SPEED_VERTICES = 30_000
 SPEED_RUNS = 7
 
@@ -64,13 +70,13 @@ def synthetic_set(folder: Path, bfm: str, context: float) -> Path:
     return _write_set(folder, [(Mesh(s.vertices, s.faces), s.landmarks) for s in scans])
 
 
-def sfm_set(folder: Path, shared: Path) -> Path:
+def sfm_set(folder: Path, shared: Path, seed: int = SEED, n_scans: int = N_SCANS) -> Path:
     """Surrey Face Model faces from its prior, posed within ±20° yaw, ±10° pitch, ±5° roll."""
     model = load_sfm(shared / "sfm" / "sfm_shape_3448.bin")
     mapping = read_ibug_mapping(shared / "sfm" / "ibug_to_sfm.txt")
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     scans = []
-    for _ in range(N_SCANS):
+    for _ in range(n_scans):
         vertices = model.random(rng)
         rotation = pose_to_matrix(
             HeadPose(yaw=rng.uniform(-20, 20), pitch=rng.uniform(-10, 10), roll=rng.uniform(-5, 5))
@@ -92,15 +98,60 @@ def james_set(folder: Path, shared: Path) -> Path:
     return folder
 
 
-def evaluate(data: Path, weights: Path, refine: str, name: str) -> tuple[str, dict]:
+def facegraph(args: list[str]) -> str:
+    """Run the ``facegraph`` command beside this Python; returns the command line."""
+    executable = Path(sys.executable).parent / "facegraph"
+    subprocess.run([str(executable), *args], check=True, cwd=HERE.parent, stdout=subprocess.DEVNULL)
+    return shlex.join(["facegraph", *args])
+
+
+def evaluate(
+    data: Path, weights: Path, refine: str, name: str, offsets: Path | None = None
+) -> tuple[str, dict]:
     """Run ``facegraph eval mesh`` on a folder; returns the command and the report."""
     OUT.mkdir(exist_ok=True)
     json_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"facegraph-mesh-{name}.json"
     args = ["eval", "mesh", "--data", str(data), "--weights", str(weights), "--refine", refine]
-    args += ["--json", str(json_path), "--quiet"]
-    executable = Path(sys.executable).parent / "facegraph"
-    subprocess.run([str(executable), *args], check=True, cwd=HERE.parent, stdout=subprocess.DEVNULL)
-    return shlex.join(["facegraph", *args]), json.loads(json_path.read_text())
+    args += ["--json", str(json_path), "--quiet"] + (["--offsets", str(offsets)] if offsets else [])
+    return facegraph(args), json.loads(json_path.read_text())
+
+
+def convention_check(
+    shared: Path, work: Path, weights: Path, sets: dict[str, Path], plain: dict[str, dict]
+) -> tuple[list, list]:
+    """Offsets fitted on other Surrey Face Model faces, applied to (b) and (c): lines and commands.
+    ``plain`` holds the shipped weights' reports without offsets, by set folder name."""
+    calibration = sfm_set(work / "sfm-calibration", shared, CALIBRATION_SEED, CALIBRATION_SCANS)
+    offsets_path = work / "sfm-offsets.json"
+    fit = facegraph(
+        ["train", "mesh-offsets", "--data", str(calibration), "--weights", str(weights)]
+        + ["--out", str(offsets_path), "--quiet"]
+    )
+    offsets = read_offsets(offsets_path)
+    sizes = np.linalg.norm(offsets.offsets, axis=1)
+    largest = ", ".join(f"{i} ({sizes[i]:.1f})" for i in np.argsort(-sizes)[:8])
+    lines = [
+        "",
+        "### Landmark conventions",
+        "",
+        f"Offsets fitted by `facegraph train mesh-offsets` on {CALIBRATION_SCANS} other Surrey Face Model"
+        f" faces (seed {CALIBRATION_SEED}, not the test faces), then applied with `--offsets` (snap):"
+        f" largest offsets (landmark, mm): {largest}.",
+        "",
+        "| model | set | scans | mean 68 | inner 51 without offsets | inner 51 with offsets |",
+        "|---|---|---|---|---|---|",
+    ]
+    commands = [fit]
+    for set_name, folder in sets.items():
+        if folder.name not in ("sfm", "james"):
+            continue
+        command, report = evaluate(folder, weights, DEFAULT_REFINE, f"offsets-{folder.name}", offsets_path)
+        commands.append(command)
+        lines.append(
+            f"| facegraph-mesh (shipped) | {set_name} | {report['n']} | {report['mean_mm']:.2f} |"
+            f" {plain[folder.name]['mean_mm_51']:.2f} | **{report['mean_mm_51']:.2f}** |"
+        )
+    return lines, commands
 
 
 def speed(bfm: str, weights: Path, work: Path) -> dict:
@@ -203,6 +254,10 @@ def main() -> None:
                     f"**{report['mean_mm_51']:.2f}** | {report['median_mm']:.2f} | "
                     f"{report['seconds_per_mesh']:.2f} |"
                 )
+    shipped = {f.name: reports[f"facegraph-mesh (shipped)|{DEFAULT_REFINE}|{f.name}"] for f in sets.values()}
+    convention_lines, convention_commands = convention_check(shared, work, Path(args.weights), sets, shipped)
+    lines += convention_lines
+    commands += convention_commands
     timing = speed(args.bfm, Path(args.weights), work)
     parts = ", ".join(f"{k} {v:.3f}" for k, v in timing["median"].items())
     lines += [

@@ -142,3 +142,27 @@ def test_train_mesh_refuses_missing_initial_weights_before_making_data(tmp_path,
     err = user_error(["train", "mesh", "--init", str(missing), "--out", str(tmp_path / "run")], capsys)
     assert "weights file not found" in err and "nope.safetensors" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_train_mesh_offsets_fits_a_file_that_mesh_and_eval_mesh_apply(weights, tmp_path, capsys):
+    data = write_scan_folder(tmp_path / "scans")
+    offsets = tmp_path / "offsets.json"
+    argv = ["train", "mesh-offsets", "--data", str(data), "--weights", weights, "--out", str(offsets)]
+    assert main([*argv, "--quiet"]) == 0
+    assert "2 scans, inner-51 error without offsets" in capsys.readouterr().out
+    record = json.loads(offsets.read_text())
+    assert record["counts"] == [2] * 68 and len(record["offsets_mm"]) == 68
+    report_path = tmp_path / "report.json"
+    argv = ["mesh", str(data / "s0_scan.obj"), "--weights", weights, "--offsets", str(offsets)]
+    assert main([*argv, "--json", str(report_path)]) == 0
+    assert "convention offsets fitted on 2 annotated scans" in json.loads(report_path.read_text())["notes"][0]
+    argv = ["eval", "mesh", "--data", str(data), "--weights", weights, "--offsets", str(offsets), "--quiet"]
+    assert main(argv) == 0
+
+
+def test_mesh_refuses_an_offsets_file_that_is_not_one(weights, tmp_path, capsys):
+    scan = write_head(tmp_path / "head.obj")
+    bad = tmp_path / "offsets.json"
+    bad.write_text(json.dumps({"points": []}))
+    err = user_error(["mesh", str(scan), "--weights", weights, "--offsets", str(bad)], capsys)
+    assert f"{bad}: not a landmark offsets file" in err

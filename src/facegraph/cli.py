@@ -229,12 +229,13 @@ def cmd_mesh(args: argparse.Namespace) -> None:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     landmarker = MeshLandmarker(args.weights)
+    offsets = _mesh_offsets(args)
     reports, failures = [], 0
     for path in _progress(paths, "scans", quiet=args.quiet or len(paths) == 1):
         try:
             mesh = read_mesh(path)
             try:
-                result = landmarker(mesh, refine=args.refine, units=args.units)
+                result = landmarker(mesh, refine=args.refine, units=args.units, offsets=offsets)
             except InputError as exc:
                 raise exc if exc.path else InputError(exc.problem, path) from exc
         except InputError as exc:
@@ -259,25 +260,37 @@ def cmd_mesh(args: argparse.Namespace) -> None:
         raise InputError(f"{failures} of {len(paths)} scans could not be landmarked (see above)")
 
 
-def cmd_eval_mesh(args: argparse.Namespace) -> None:
+def _mesh_offsets(args: argparse.Namespace):
+    from facegraph.mesh.conventions import read_offsets
+
+    return read_offsets(args.offsets) if getattr(args, "offsets", None) else None
+
+
+def _annotated_scans(data: str) -> list:
+    """The scans of a folder that have ground truth (a landmark file of the same stem)."""
     from facegraph.datasets.scans import folder_records
+
+    records = [r for r in folder_records(data) if r.landmarks is not None or r.vertex_indices is not None]
+    if not records:
+        raise InputError(
+            "no mesh has a ground-truth landmark file of the same stem (.json, .ljson, .pp)", data
+        )
+    return records
+
+
+def cmd_eval_mesh(args: argparse.Namespace) -> None:
     from facegraph.evaluation.meshes import evaluate_scans
     from facegraph.mesh.checks import MM_PER_UNIT
     from facegraph.mesh.landmarker import MeshLandmarker
 
     _check_output_folder(args.json)
     _check_output_folder(args.plot)
-    records = [
-        r for r in folder_records(args.data) if r.landmarks is not None or r.vertex_indices is not None
-    ]
-    if not records:
-        raise InputError(
-            "no mesh has a ground-truth landmark file of the same stem (.json, .ljson, .pp)", args.data
-        )
+    records = _annotated_scans(args.data)
     landmarker = MeshLandmarker(args.weights)
+    offsets = _mesh_offsets(args)
     report = evaluate_scans(
         records,
-        lambda mesh: landmarker(mesh, refine=args.refine, units=args.units).points,
+        lambda mesh: landmarker(mesh, refine=args.refine, units=args.units, offsets=offsets).points,
         progress=not args.quiet,
         to_mm=MM_PER_UNIT[args.units or "mm"],
     )
@@ -365,6 +378,36 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
     print(
         f"best epoch {result.best_epoch}: validation {result.best_val_mm:.3f} mm"
         f" -> {out / 'best.safetensors'}"
+    )
+
+
+def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
+    from facegraph.evaluation.meshes import predict_scans
+    from facegraph.mesh.checks import MM_PER_UNIT
+    from facegraph.mesh.conventions import fit_offsets, write_offsets
+    from facegraph.mesh.landmarker import MeshLandmarker
+    from facegraph.metrics.landmarks import mesh_landmark_errors
+
+    _check_output_folder(args.out)
+    records = _annotated_scans(args.data)
+    landmarker = MeshLandmarker(args.weights)
+    if landmarker.canonical_landmarks is None:
+        raise InputError(
+            "convention offsets need weights with a canonical frame (facegraph-mesh)", args.weights
+        )
+    run = predict_scans(
+        records, lambda mesh: landmarker(mesh, refine=args.refine, units=args.units).points, not args.quiet
+    )
+    to_mm = MM_PER_UNIT[args.units or "mm"]
+    source = f"{run.predictions.shape[0]} scans of {Path(args.data).resolve()}"
+    offsets = fit_offsets(run.predictions * to_mm, run.truths * to_mm, landmarker.canonical_landmarks, source)
+    write_offsets(args.out, offsets)
+    before = mesh_landmark_errors(run.predictions * to_mm, run.truths * to_mm)["mean_51"].mean()
+    sizes = np.linalg.norm(offsets.offsets, axis=1)
+    largest = ", ".join(f"{i} {sizes[i]:.1f}" for i in np.argsort(-sizes)[:5])
+    print(
+        f"{len(run.names)} scans, inner-51 error without offsets {before:.2f} mm; "
+        f"largest offsets (landmark mm): {largest} -> {args.out}"
     )
 
 
@@ -572,6 +615,9 @@ def _add_mesh_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+OFFSETS_HELP = "move the landmarks to another convention: offsets from 'facegraph train mesh-offsets'"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -635,6 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mesh.add_argument("scans", nargs="+", help="mesh files (.obj .ply .stl .off) or folders of them")
     _add_mesh_args(mesh)
+    mesh.add_argument("--offsets", help=OFFSETS_HELP)
     mesh.add_argument("--json", help="write the landmarks as JSON here (several scans: a list under 'scans')")
     mesh.add_argument("--out", help="folder for each scan's landmarks (.json, .pp, _landmarks.ply) and a PNG")
     mesh.set_defaults(run=cmd_mesh)
@@ -646,6 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", required=True, help="folder of meshes (mm) with landmark files of the same stem"
     )
     _add_mesh_args(eval_mesh)
+    eval_mesh.add_argument("--offsets", help=OFFSETS_HELP)
     eval_mesh.add_argument("--json", help="write the report as JSON here")
     eval_mesh.add_argument("--plot", help="write the cumulative error curves as a PNG here")
     eval_mesh.set_defaults(run=cmd_eval_mesh)
@@ -673,6 +721,17 @@ def build_parser() -> argparse.ArgumentParser:
     train_mesh.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train_mesh.add_argument("--quiet", action="store_true", help="no progress bar while generating scans")
     train_mesh.set_defaults(run=cmd_train_mesh)
+    train_offsets = trainers.add_parser(
+        "mesh-offsets",
+        parents=[common],
+        help="fit per-landmark offsets to another landmark convention from annotated scans",
+    )
+    train_offsets.add_argument(
+        "--data", required=True, help="folder of meshes with landmark files of the same stem, your convention"
+    )
+    train_offsets.add_argument("--out", required=True, help="the offsets' JSON file, for --offsets")
+    _add_mesh_args(train_offsets)
+    train_offsets.set_defaults(run=cmd_train_mesh_offsets)
     train_photo = trainers.add_parser(
         "synergynet", parents=[common], help="train SynergyNet on face crops, distilled from a teacher"
     )

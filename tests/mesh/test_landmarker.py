@@ -201,3 +201,16 @@ def test_the_shipped_weights_find_the_landmarks_of_the_bundled_scan():
     # they replaced gave 5.39 with today's inference.
     assert errors[17:].mean() < 5.2
     assert np.median(errors) < 10.0
+
+
+def test_mirroring_landmarks_swaps_sides_and_undoes_itself():
+    from facegraph.mesh.landmarker import mirror_landmarks
+
+    points = np.random.default_rng(3).normal(size=(68, 3))
+    twice = mirror_landmarks(mirror_landmarks(points))
+    np.testing.assert_array_equal(twice, points)
+    mirrored = mirror_landmarks(points)
+    np.testing.assert_array_equal(mirrored[36], points[45] * [-1, 1, 1])  # outer eye corners swap
+    np.testing.assert_array_equal(mirrored[30], points[30] * [-1, 1, 1])  # the nose tip stays
+    top = np.random.default_rng(4).normal(size=(68, 7, 3))  # each landmark's top points move with it
+    np.testing.assert_array_equal(mirror_landmarks(top)[36], top[45] * [-1, 1, 1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -11,6 +12,40 @@ from tqdm import tqdm
 from facegraph.datasets.scans import ScanRecord, load_scan
 from facegraph.io.meshes import Mesh
 from facegraph.metrics.landmarks import mesh_landmark_errors
+
+
+@dataclass
+class ScanPredictions:
+    """Predictions (N, 68, 3) and ground truth (N, 68, 3; NaN where unannotated) of the scans that have
+    ground truth, their mesh paths and the seconds each prediction took."""
+
+    names: list[str]
+    predictions: np.ndarray
+    truths: np.ndarray
+    seconds: np.ndarray
+
+
+def predict_scans(
+    records: Sequence[ScanRecord], predict: Callable[[Mesh], np.ndarray], progress: bool = True
+) -> ScanPredictions:
+    """Run ``predict`` (mesh → (68, 3) landmarks) on every record with ground truth."""
+    names, predictions, truths, seconds = [], [], [], []
+    for record in tqdm(records, desc="scans", unit="scan", disable=not progress):
+        mesh, truth = load_scan(record)
+        if truth is None:
+            continue
+        start = time.perf_counter()
+        predictions.append(np.asarray(predict(mesh), dtype=np.float64))
+        seconds.append(time.perf_counter() - start)
+        truths.append(truth)
+        names.append(str(record.mesh_path))
+    empty = np.empty((0, 68, 3))
+    return ScanPredictions(
+        names,
+        np.stack(predictions) if predictions else empty,
+        np.stack(truths) if truths else empty,
+        np.asarray(seconds, dtype=np.float64),
+    )
 
 
 def evaluate_scans(
@@ -25,17 +60,9 @@ def evaluate_scans(
     per_mesh, per_landmark_mm, seconds_per_mesh (prediction only, reading excluded). ``to_mm`` converts
     the scans' units (those of the predictions and the ground truth) to millimetres.
     """
-    names, predictions, truths, seconds = [], [], [], []
-    for record in tqdm(records, desc="scans", unit="scan", disable=not progress):
-        mesh, truth = load_scan(record)
-        if truth is None:
-            continue
-        start = time.perf_counter()
-        predictions.append(np.asarray(predict(mesh), dtype=np.float64))
-        seconds.append(time.perf_counter() - start)
-        truths.append(truth)
-        names.append(str(record.mesh_path))
-    if not predictions:
+    run = predict_scans(records, predict, progress)
+    names, predictions, truths, seconds = run.names, run.predictions, run.truths, run.seconds
+    if not names:
         return {
             "n": 0,
             "mean_mm": float("nan"),
@@ -45,7 +72,7 @@ def evaluate_scans(
             "per_landmark_mm": [float("nan")] * 68,
             "seconds_per_mesh": float("nan"),
         }
-    errors = mesh_landmark_errors(np.stack(predictions) * to_mm, np.stack(truths) * to_mm)
+    errors = mesh_landmark_errors(predictions * to_mm, truths * to_mm)
     return {
         "n": len(predictions),
         "mean_mm": float(np.mean(errors["mean_68"])),

@@ -1,0 +1,109 @@
+"""Landmark conventions: per-landmark offsets that move the model's points to where a dataset puts them.
+
+The shipped network places the 68 points where the Basel Face Model's 3DDFA landmark vertices sit.
+Other annotations of "the same" points differ by millimetres, consistently: the Surrey Face Model's iBUG
+mapping and menpo3d's annotated scan both put the inner brow ends (21, 22) 5-12 mm nearer the midline
+and the nose bridge (27-29) 6-10 mm higher (benchmarks/RESULTS.md). Such a difference is a constant
+offset per landmark in the face's own frame, so a few scans annotated the target way are enough to
+learn it: :func:`fit_offsets` averages, per landmark, the error of the predictions turned into the
+canonical frame (+Y up, +Z toward the viewer, mm), and the landmarker adds the offsets back, turned
+into each scan's frame, before its refinement step puts the points on the surface.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facegraph.errors import InputError
+from facegraph.geometry.rigid import robust_rigid_fit
+from facegraph.io.atomic import write_atomic
+
+N_LANDMARKS = 68
+FORMAT = "facegraph-landmark-offsets"
+
+
+@dataclass(frozen=True)
+class ConventionOffsets:
+    """Offsets (68, 3) in mm in the canonical frame, how many scans annotated each landmark (68,)
+    (a landmark no scan annotated keeps a zero offset), and a free-text note on where they came from."""
+
+    offsets: np.ndarray
+    counts: np.ndarray
+    source: str = ""
+
+    @property
+    def n_scans(self) -> int:
+        return int(self.counts.max(initial=0))
+
+
+def face_rotation(canonical: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The rotation (3, 3) turning the canonical frame into the frame of a scan's 68 landmarks."""
+    rotation, _ = robust_rigid_fit(canonical, points)
+    return rotation
+
+
+def fit_offsets(
+    predictions: np.ndarray, truths: np.ndarray, canonical: np.ndarray, source: str = ""
+) -> ConventionOffsets:
+    """Per-landmark mean of (truth - prediction) in the canonical frame, over scans (N, 68, 3) in mm.
+
+    Unannotated ground-truth points are NaN; each scan's frame comes from its predictions, as it will
+    when the offsets are applied.
+    """
+    predictions = np.asarray(predictions, dtype=np.float64)
+    truths = np.asarray(truths, dtype=np.float64)
+    if predictions.shape != truths.shape or predictions.shape[1:] != (N_LANDMARKS, 3) or not len(truths):
+        raise ValueError(f"need (N, 68, 3) predictions and truths, got {predictions.shape}, {truths.shape}")
+    residuals = np.stack(
+        [(t - p) @ face_rotation(canonical, p) for p, t in zip(predictions, truths, strict=True)]
+    )
+    annotated = np.isfinite(residuals).all(axis=2)
+    counts = annotated.sum(axis=0)
+    sums = np.where(annotated[..., None], residuals, 0.0).sum(axis=0)
+    offsets = sums / np.maximum(counts, 1)[:, None]
+    return ConventionOffsets(offsets, counts.astype(np.int64), source)
+
+
+def offsets_in_frame(offsets: ConventionOffsets, canonical: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The offsets (68, 3) turned into the frame of a scan whose landmark estimates are ``points``."""
+    return offsets.offsets @ face_rotation(canonical, points).T
+
+
+def write_offsets(path: str | Path, offsets: ConventionOffsets) -> None:
+    """Write offsets as JSON (atomically)."""
+    record = {
+        "format": FORMAT,
+        "scheme": "ibug68",
+        "frame": "canonical: +Y up, +Z toward the viewer, millimetres",
+        "source": offsets.source,
+        "offsets_mm": np.round(offsets.offsets, 4).tolist(),
+        "counts": offsets.counts.tolist(),
+    }
+    write_atomic(path, json.dumps(record, indent=1) + "\n")
+
+
+def read_offsets(path: str | Path) -> ConventionOffsets:
+    """Read offsets written by :func:`write_offsets` (``facegraph train mesh-offsets``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("offsets file not found", path)
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not a JSON file ({exc})", path) from exc
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise InputError(f'not a landmark offsets file (expected "format": "{FORMAT}")', path)
+    try:
+        offsets = np.asarray(record["offsets_mm"], dtype=np.float64)
+        counts = np.asarray(record["counts"], dtype=np.int64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"offsets_mm and counts must be numbers ({exc})", path) from exc
+    if offsets.shape != (N_LANDMARKS, 3) or counts.shape != (N_LANDMARKS,):
+        raise InputError(f"expected 68 offsets of 3 numbers and 68 counts, got {offsets.shape}", path)
+    if not np.isfinite(offsets).all():
+        raise InputError("offsets must be finite", path)
+    return ConventionOffsets(offsets, counts, str(record.get("source", "")))
