@@ -561,6 +561,11 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
     config = get_config(args.config)
     if args.epochs is not None:
         config = replace(config, epochs=args.epochs)
+    if args.learning_rate is not None:
+        config = replace(config, lr=args.learning_rate)
+    init = Path(args.init) if args.init else None
+    if init is not None and not init.is_file():
+        raise InputError("checkpoint not found", init)
     teacher = load_model(args.teacher, weights=args.teacher_weights, bfm=args.bfm)
     parts = [load_aflw_train(folder, progress=not args.quiet) for folder in args.aflw]
     parts += [load_faces68_crops(folder, progress=not args.quiet) for folder in args.faces68]
@@ -577,6 +582,7 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
         resume=args.resume,
         max_minutes=args.max_minutes,
         progress=not args.quiet,
+        init=init,
     )
     print(
         f"best epoch {best['epoch']}: validation NME vs human labels {best['nme_human']:.3f}"
@@ -750,6 +756,10 @@ def build_parser() -> argparse.ArgumentParser:
     train_photo.add_argument("--bfm", help="BFM folder (default: the teacher's)")
     train_photo.add_argument("--epochs", type=int, help="override the configuration's epochs")
     train_photo.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
+    train_photo.add_argument(
+        "--init", help="start every network from another run's last.pt (fine-tuning; keep its --seed)"
+    )
+    train_photo.add_argument("--learning-rate", type=float, help="override the configuration's learning rate")
     train_photo.add_argument("--seed", type=int, default=0)
     train_photo.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train_photo.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -305,3 +305,34 @@ def test_training_writes_weights_checkpoint_and_history_and_resumes(crops, tmp_p
     assert history[0]["nme_human"] == first["nme_human"]
     assert resumed == min(history, key=lambda h: h["nme_human"])
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_fine_tuning_starts_every_network_from_the_given_run(crops, tmp_path):
+    morphable = synthetic_morphable()
+    teacher = _teacher(morphable)
+    config = replace(get_config("facegraph-photo"), batch_size=8, epochs=1, width=0.35, val_fraction=0.25)
+    config = replace(config, bf16_on_cpu=False)
+    train_synergynet(crops, teacher, morphable, tmp_path / "a", config, device="cpu", progress=False)
+    frozen = replace(config, lr=0.0)  # a zero learning rate leaves the weights where they started
+    train_synergynet(
+        crops, teacher, morphable, tmp_path / "b", frozen, device="cpu", progress=False,
+        init=tmp_path / "a" / "last.pt",
+    )  # fmt: skip
+    before = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["nets"]
+    after = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["nets"]
+    weights = [k for k in before if not k.rsplit(".", 1)[-1].startswith(("running_", "num_batches"))]
+    assert any(k.startswith("refiner.") for k in weights) and any(k.startswith("reverse.") for k in weights)
+    for key in weights:
+        torch.testing.assert_close(after[key], before[key], msg=key)
+
+
+def test_fine_tuning_refuses_a_file_that_is_not_a_checkpoint(crops, tmp_path):
+    morphable = synthetic_morphable()
+    bad = tmp_path / "last.pt"
+    bad.write_text("not a checkpoint")
+    config = replace(get_config("facegraph-photo"), batch_size=8, epochs=1, width=0.35, val_fraction=0.25)
+    with pytest.raises(InputError, match="not a checkpoint of this network"):
+        train_synergynet(
+            crops, _teacher(morphable), morphable, tmp_path / "run", config, device="cpu", progress=False,
+            init=bad,
+        )  # fmt: skip

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -301,6 +302,15 @@ def _schedule(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def _load_nets(nets: Networks, path: Path, device: torch.device) -> None:
+    """Every network's weights from a run's ``last.pt`` (a user file: tensors only, checked)."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        nets.load_state_dict(state["nets"])
+    except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as exc:
+        raise InputError(f"not a checkpoint of this network ({str(exc).splitlines()[0]})", path) from exc
+
+
 def train_synergynet(
     data: FaceCrops,
     teacher: CropRegressor,
@@ -312,9 +322,14 @@ def train_synergynet(
     max_minutes: float | None = None,
     device: str | None = None,
     progress: bool = True,
+    init: Path | None = None,
 ) -> dict:
     """Train on ``data``; write ``best.safetensors`` (by validation NME against human labels),
-    ``last.pt`` (to resume) and ``history.json`` into ``out``. Returns the best epoch's figures."""
+    ``last.pt`` (to resume) and ``history.json`` into ``out``. Returns the best epoch's figures.
+
+    ``init`` (another run's ``last.pt``) starts every network from that run's weights with a fresh
+    optimiser and schedule: fine-tuning. Keep that run's seed, or its training faces leak into this
+    run's validation split."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -334,6 +349,8 @@ def train_synergynet(
     reference = {"teacher_nme_human": nme_percent(val_teacher, val_data.points, box_sizes(val_teacher))}
 
     nets = Networks(config.width).to(dev).to(memory_format=torch.channels_last)
+    if init is not None:
+        _load_nets(nets, init, dev)
     if config.optimizer == "sgd":
         optimiser = torch.optim.SGD(
             nets.parameters(), config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
