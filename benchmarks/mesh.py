@@ -122,10 +122,10 @@ def convention_check(
     """Offsets fitted on other Surrey Face Model faces, applied to (b) and (c): lines and commands.
     ``plain`` holds the shipped weights' reports without offsets, by set folder name."""
     calibration = sfm_set(work / "sfm-calibration", shared, CALIBRATION_SEED, CALIBRATION_SCANS)
-    offsets_path = work / "sfm-offsets.json"
+    offsets_path, plot = work / "sfm-offsets.json", OUT / "mesh-sfm-offsets.png"
     fit = facegraph(
         ["train", "mesh-offsets", "--data", str(calibration), "--weights", str(weights)]
-        + ["--out", str(offsets_path), "--quiet"]
+        + ["--out", str(offsets_path), "--plot", str(plot.relative_to(HERE.parent)), "--quiet"]
     )
     offsets = read_offsets(offsets_path)
     sizes = np.linalg.norm(offsets.offsets, axis=1)
@@ -136,7 +136,8 @@ def convention_check(
         "",
         f"Offsets fitted by `facegraph train mesh-offsets` on {CALIBRATION_SCANS} other Surrey Face Model"
         f" faces (seed {CALIBRATION_SEED}, not the test faces), then applied with `--offsets` (snap):"
-        f" largest offsets (landmark, mm): {largest}.",
+        f" largest offsets (landmark, mm): {largest}. Drawn on the mean face:"
+        f" `{plot.relative_to(HERE.parent)}`.",
         "",
         "| model | set | scans | mean 68 | inner 51 without offsets | inner 51 with offsets |",
         "|---|---|---|---|---|---|",

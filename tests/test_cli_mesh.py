@@ -146,9 +146,10 @@ def test_train_mesh_refuses_missing_initial_weights_before_making_data(tmp_path,
 
 def test_train_mesh_offsets_fits_a_file_that_mesh_and_eval_mesh_apply(weights, tmp_path, capsys):
     data = write_scan_folder(tmp_path / "scans")
-    offsets = tmp_path / "offsets.json"
+    offsets, plot = tmp_path / "offsets.json", tmp_path / "offsets.png"
     argv = ["train", "mesh-offsets", "--data", str(data), "--weights", weights, "--out", str(offsets)]
-    assert main([*argv, "--quiet"]) == 0
+    assert main([*argv, "--quiet", "--plot", str(plot)]) == 0
+    assert plot.read_bytes().startswith(b"\x89PNG")
     assert "2 scans, inner-51 error without offsets" in capsys.readouterr().out
     record = json.loads(offsets.read_text())
     assert record["counts"] == [2] * 68 and len(record["offsets_mm"]) == 68

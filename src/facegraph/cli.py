@@ -389,6 +389,7 @@ def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
     from facegraph.metrics.landmarks import mesh_landmark_errors
 
     _check_output_folder(args.out)
+    _check_output_folder(args.plot)
     records = _annotated_scans(args.data)
     landmarker = MeshLandmarker(args.weights)
     if landmarker.canonical_landmarks is None:
@@ -402,6 +403,12 @@ def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
     source = f"{run.predictions.shape[0]} scans of {Path(args.data).resolve()}"
     offsets = fit_offsets(run.predictions * to_mm, run.truths * to_mm, landmarker.canonical_landmarks, source)
     write_offsets(args.out, offsets)
+    if args.plot:
+        from facegraph.viz.mesh_views import plot_landmark_offsets
+
+        plot_landmark_offsets(
+            landmarker.canonical_landmarks, offsets.offsets, args.plot, title=f"convention offsets: {source}"
+        )
     before = mesh_landmark_errors(run.predictions * to_mm, run.truths * to_mm)["mean_51"].mean()
     sizes = np.linalg.norm(offsets.offsets, axis=1)
     largest = ", ".join(f"{i} {sizes[i]:.1f}" for i in np.argsort(-sizes)[:5])
@@ -736,6 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", required=True, help="folder of meshes with landmark files of the same stem, your convention"
     )
     train_offsets.add_argument("--out", required=True, help="the offsets' JSON file, for --offsets")
+    train_offsets.add_argument("--plot", help="also draw the offsets on the mean face (PNG)")
     _add_mesh_args(train_offsets)
     train_offsets.set_defaults(run=cmd_train_mesh_offsets)
     train_photo = trainers.add_parser(

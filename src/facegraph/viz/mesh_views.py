@@ -1,4 +1,4 @@
-"""Three views (front, side, top) of a mesh or point cloud with its landmarks drawn."""
+"""Three views (front, side, top) of a mesh or point cloud with its landmarks drawn; convention offsets."""
 
 from __future__ import annotations
 
@@ -47,6 +47,38 @@ def plot_mesh_landmarks(
         ax.set_aspect("equal")
         ax.set_title(name)
         ax.tick_params(labelsize=7)
+    _save(figure, path, title)
+
+
+def plot_landmark_offsets(
+    canonical: np.ndarray, offsets: np.ndarray, path: str | Path, title: str = "", labelled: int = 8
+) -> None:
+    """Write a PNG of convention offsets (68, 3) in mm: front and side views of the mean face's
+    landmarks (dots) with an arrow from each to where the offsets move it; the ``labelled`` largest
+    carry their iBUG number."""
+    canonical = np.asarray(canonical, dtype=np.float64)
+    moved = canonical + np.asarray(offsets, dtype=np.float64)
+    largest = np.argsort(-np.linalg.norm(offsets, axis=1))[:labelled]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 6))
+    for ax, (h, v, _, name) in zip(axes, VIEWS[:2], strict=True):
+        ax.scatter(canonical[:, h], canonical[:, v], s=12, c="gray", linewidths=0, label="network's points")
+        for start, end in zip(canonical, moved, strict=True):
+            ax.annotate(
+                "", xy=(end[h], end[v]), xytext=(start[h], start[v]),
+                arrowprops={"arrowstyle": "->", "color": "crimson", "linewidth": 1.0},
+            )  # fmt: skip
+        ax.scatter(moved[:, h], moved[:, v], s=12, c="crimson", linewidths=0, label="with the offsets")
+        for i in largest:
+            point = (moved[i, h], moved[i, v])
+            ax.annotate(str(i), point, fontsize=8, xytext=(3, 3), textcoords="offset points")
+        ax.set_aspect("equal")
+        ax.set_title(name + ", mm")
+        ax.tick_params(labelsize=7)
+    axes[0].legend(loc="lower left", fontsize=8)
+    _save(figure, path, title)
+
+
+def _save(figure: plt.Figure, path: str | Path, title: str) -> None:
     if title:
         figure.suptitle(title)
     figure.tight_layout()
