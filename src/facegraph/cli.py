@@ -263,7 +263,7 @@ def cmd_mesh(args: argparse.Namespace) -> None:
 def _mesh_offsets(args: argparse.Namespace):
     from facegraph.mesh.conventions import read_offsets
 
-    return read_offsets(args.offsets) if getattr(args, "offsets", None) else None
+    return read_offsets(args.offsets) if args.offsets else None
 
 
 def _annotated_scans(data: str) -> list:
@@ -400,8 +400,9 @@ def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
         records, lambda mesh: landmarker(mesh, refine=args.refine, units=args.units).points, not args.quiet
     )
     to_mm = MM_PER_UNIT[args.units or "mm"]
-    source = f"{run.predictions.shape[0]} scans of {Path(args.data).resolve()}"
-    offsets = fit_offsets(run.predictions * to_mm, run.truths * to_mm, landmarker.canonical_landmarks, source)
+    predictions, truths = run.predictions * to_mm, run.truths * to_mm
+    source = f"{len(run.names)} scans of {Path(args.data).resolve()}"
+    offsets = fit_offsets(predictions, truths, landmarker.canonical_landmarks, source)
     write_offsets(args.out, offsets)
     if args.plot:
         from facegraph.viz.mesh_views import plot_landmark_offsets
@@ -409,7 +410,7 @@ def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
         plot_landmark_offsets(
             landmarker.canonical_landmarks, offsets.offsets, args.plot, title=f"convention offsets: {source}"
         )
-    before = mesh_landmark_errors(run.predictions * to_mm, run.truths * to_mm)["mean_51"].mean()
+    before = mesh_landmark_errors(predictions, truths)["mean_51"].mean()
     sizes = np.linalg.norm(offsets.offsets, axis=1)
     largest = ", ".join(f"{i} {sizes[i]:.1f}" for i in np.argsort(-sizes)[:5])
     print(

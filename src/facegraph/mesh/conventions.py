@@ -3,7 +3,7 @@
 The shipped network places the 68 points where the Basel Face Model's 3DDFA landmark vertices sit.
 Other annotations of "the same" points differ by millimetres, consistently: the Surrey Face Model's iBUG
 mapping and menpo3d's annotated scan both put the inner brow ends (21, 22) 5-12 mm nearer the midline
-and the nose bridge (27-29) 6-10 mm higher (benchmarks/RESULTS.md). Such a difference is a constant
+and the nose bridge (27-29) 6-11 mm higher (benchmarks/RESULTS.md). Such a difference is a constant
 offset per landmark in the face's own frame, so a few scans annotated the target way are enough to
 learn it: :func:`fit_offsets` averages, per landmark, the error of the predictions turned into the
 canonical frame (+Y up, +Z toward the viewer, mm), and the landmarker adds the offsets back, turned
