@@ -571,6 +571,8 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
         config = replace(config, epochs=args.epochs)
     if args.learning_rate is not None:
         config = replace(config, lr=args.learning_rate)
+    if args.human_convention is not None:
+        config = replace(config, human_convention=args.human_convention)
     init = Path(args.init) if args.init else None
     if init is not None and not init.is_file():
         raise InputError("checkpoint not found", init)
@@ -769,6 +771,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--init", help="start every network from another run's last.pt (fine-tuning; keep its --seed)"
     )
     train_photo.add_argument("--learning-rate", type=float, help="override the configuration's learning rate")
+    train_photo.add_argument(
+        "--human-convention",
+        choices=("teacher", "annotators"),
+        help="move the human points into the teacher's landmark convention before they correct it "
+        "('teacher', the configurations' default) or use them as labelled ('annotators')",
+    )
     train_photo.add_argument("--seed", type=int, default=0)
     train_photo.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train_photo.add_argument("--quiet", action="store_true", help="no progress bars")

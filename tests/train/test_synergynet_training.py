@@ -18,15 +18,19 @@ from facegraph.nn.mobilenet_v1 import MobileNetV1
 from facegraph.schemes.registry import get_scheme
 from facegraph.train.synergynet import (
     CONFIGS,
+    MIN_LABELLED_FACES,
     MIRROR_X,
     PIXEL_OFFSET,
     Y_FLIP,
     _similarity,
+    align_human_points,
     augment,
     box_sizes,
+    fit_convention_offsets,
     get_config,
     move_params,
     nme_percent,
+    to_teacher_convention,
     to_y_down,
     train_synergynet,
     warp_images,
@@ -233,6 +237,52 @@ def test_box_size_is_the_geometric_mean_of_the_point_box_sides():
     assert box_sizes(points) == pytest.approx([60.0])
 
 
+def _convention_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Teacher points, their parameters, model-frame offsets of a few pixels, and human points that
+    follow those offsets with label noise, one face in ten mislabelled by 30 px."""
+    rng = np.random.default_rng(seed)
+    params = _camera_params(n, seed)
+    teacher = rng.uniform(20, 100, (n, 68, 2))
+    offsets = rng.normal(0, 2000, (68, 3))  # the cameras scale by 1e-3: about 2 px
+    human = to_teacher_convention(teacher, params, -offsets) + rng.normal(0, 0.5, (n, 68, 2))
+    human[rng.random(n) < 0.1] += 30.0
+    return teacher, params, offsets, human
+
+
+def test_convention_offsets_are_recovered_despite_label_noise_and_mislabelled_faces():
+    teacher, params, offsets, human = _convention_faces(400, seed=3)
+    human[MIN_LABELLED_FACES - 10 :, 5] = np.nan  # landmark 5 is labelled on too few faces
+    fitted = fit_convention_offsets(human, teacher, params)
+    np.testing.assert_array_equal(fitted[5], 0.0)
+    keep = np.arange(68) != 5
+    moved = to_teacher_convention(teacher, params, -fitted)[:, keep]
+    expected = to_teacher_convention(teacher, params, -offsets)[:, keep]
+    assert np.abs(moved - expected).mean() < 0.1  # pixels, against offsets of about 2 px
+    aligned = to_teacher_convention(human, params, fitted)
+    assert np.nanmedian(np.linalg.norm(aligned - teacher, axis=-1)) < 1.0
+
+
+def test_conventions_are_fitted_per_dataset_on_the_training_side_only():
+    teacher, params, offsets, human = _convention_faces(240, seed=4)
+    human[120:] = to_teacher_convention(human[120:], params[120:], offsets)  # a second dataset: no offset
+    source = np.repeat(["aflw", "68pt"], 120)
+    data = FaceCrops(np.zeros((240, 1, 1, 3), np.uint8), human, np.arange(240).astype(str), source)
+    training = np.flatnonzero(np.arange(240) % 4 != 0)
+    aligned, fitted = align_human_points(data, params, teacher, training)
+    assert np.abs(fitted["68pt"]).max() < 0.2 * np.abs(fitted["aflw"]).max()
+    corrupted = data.points.copy()
+    corrupted[::4] += 50.0  # the held-out faces' labels do not move the offsets
+    _, refitted = align_human_points(replace(data, points=corrupted), params, teacher, training)
+    np.testing.assert_array_equal(refitted["aflw"], fitted["aflw"])
+    np.testing.assert_array_equal(data.points, human)  # the input is left as it was
+    assert np.abs(aligned.points - teacher).mean() < np.abs(human - teacher).mean()
+
+
+def test_an_unknown_human_convention_is_refused():
+    with pytest.raises(InputError, match="human convention"):
+        replace(get_config("facegraph-photo"), human_convention="dlib")
+
+
 @pytest.fixture(scope="module")
 def crops() -> FaceCrops:
     rng = np.random.default_rng(0)
@@ -277,6 +327,8 @@ def test_training_writes_weights_checkpoint_and_history_and_resumes(crops, tmp_p
     for key in ("loss_total", "loss_human", "nme_human", "nme_human_head", "nme_teacher"):
         assert np.isfinite(first[key]), key
     assert np.isfinite(history["reference"]["teacher_nme_human"])
+    assert history["reference"]["human_convention"] == "teacher"
+    assert np.isfinite(first["nme_human_as_labelled"])  # the labels as annotated, beside the aligned ones
 
     model = load_synergynet(tmp_path / "best.safetensors", None)
     prediction = model.predict(crops.crops[:2], np.tile([0.0, 0.0, 120.0, 120.0], (2, 1)))
