@@ -12,6 +12,7 @@ import trimesh
 from facegraph.cli import main
 from facegraph.io import Mesh, read_landmarks, read_mesh, write_json, write_mesh
 from facegraph.types import Landmarks
+from tests.conftest import shared
 from tests.mesh.test_landmarker import tiny_weights
 
 REPORT_KEYS = {"n", "mean_mm", "mean_mm_51", "median_mm", "per_mesh", "per_landmark_mm", "seconds_per_mesh"}
@@ -156,9 +157,47 @@ def test_train_mesh_offsets_fits_a_file_that_mesh_and_eval_mesh_apply(weights, t
     report_path = tmp_path / "report.json"
     argv = ["mesh", str(data / "s0_scan.obj"), "--weights", weights, "--offsets", str(offsets)]
     assert main([*argv, "--json", str(report_path)]) == 0
-    assert "convention offsets fitted on 2 annotated scans" in json.loads(report_path.read_text())["notes"][0]
+    assert "convention offsets from 2 scans of" in json.loads(report_path.read_text())["notes"][0]
     argv = ["eval", "mesh", "--data", str(data), "--weights", weights, "--offsets", str(offsets), "--quiet"]
     assert main(argv) == 0
+
+
+def test_mesh_applies_the_shipped_300w_convention_by_name(weights, tmp_path):
+    scan = write_head(tmp_path / "head.obj")
+    plain_path, moved_path = tmp_path / "plain.json", tmp_path / "moved.json"
+    assert main(["mesh", str(scan), "--weights", weights, "--refine", "none", "--json", str(plain_path)]) == 0
+    argv = ["mesh", str(scan), "--weights", weights, "--refine", "none", "--offsets", "300w"]
+    assert main([*argv, "--json", str(moved_path)]) == 0
+    plain, moved = (np.array(json.loads(p.read_text())["points"]) for p in (plain_path, moved_path))
+    shift = np.linalg.norm(moved - plain, axis=1)
+    assert shift[:17].max() < 1e-6  # the jaw keeps the network's own points
+    assert 5.0 < shift[21] < 10.0 and 5.0 < shift[22] < 10.0  # the inner brow ends move most
+    assert "300w-train" in json.loads(moved_path.read_text())["notes"][0]
+
+
+def test_train_mesh_offsets_learns_a_convention_from_annotated_photos(weights, tmp_path, capsys):
+    photos = shared("300w-train/afw")
+    teacher = shared("3ddfa-v2")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for pts in sorted(photos.glob("*.pts"))[:60]:
+        for path in (pts, pts.with_suffix(".jpg")):
+            (folder / path.name).symlink_to(path)
+    offsets = tmp_path / "offsets.json"
+    argv = ["train", "mesh-offsets", "--photos", str(folder), "--teacher-weights", str(teacher)]
+    assert main([*argv, "--weights", weights, "--out", str(offsets), "--quiet"]) == 0
+    record = json.loads(offsets.read_text())
+    moved = np.array(record["offsets_mm"])
+    assert record["counts"][:17] == [0] * 17 and record["counts"][17:] == [60] * 51
+    np.testing.assert_array_equal(moved[:17], 0.0)
+    np.testing.assert_array_equal(moved[:, 2], 0.0)
+    assert moved[21, 0] > 3.0 and moved[22, 0] < -3.0  # 300-W's inner brow ends lie nearer the midline
+
+
+def test_train_mesh_offsets_from_photos_needs_the_teacher_weights(weights, tmp_path, capsys):
+    argv = ["train", "mesh-offsets", "--photos", str(tmp_path), "--weights", weights]
+    err = user_error([*argv, "--out", str(tmp_path / "o.json")], capsys)
+    assert "--photos needs --teacher-weights" in err
 
 
 def test_mesh_refuses_an_offsets_file_that_is_not_one(weights, tmp_path, capsys):

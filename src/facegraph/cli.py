@@ -261,9 +261,9 @@ def cmd_mesh(args: argparse.Namespace) -> None:
 
 
 def _mesh_offsets(args: argparse.Namespace):
-    from facegraph.mesh.conventions import read_offsets
+    from facegraph.mesh.conventions import load_offsets
 
-    return read_offsets(args.offsets) if args.offsets else None
+    return load_offsets(args.offsets) if args.offsets else None
 
 
 def _annotated_scans(data: str) -> list:
@@ -384,18 +384,23 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
 def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
     from facegraph.evaluation.meshes import predict_scans
     from facegraph.mesh.checks import MM_PER_UNIT
-    from facegraph.mesh.conventions import fit_offsets, write_offsets
+    from facegraph.mesh.conventions import fit_offsets
     from facegraph.mesh.landmarker import MeshLandmarker
     from facegraph.metrics.landmarks import mesh_landmark_errors
 
     _check_output_folder(args.out)
     _check_output_folder(args.plot)
-    records = _annotated_scans(args.data)
     landmarker = MeshLandmarker(args.weights)
     if landmarker.canonical_landmarks is None:
         raise InputError(
             "convention offsets need weights with a canonical frame (facegraph-mesh)", args.weights
         )
+    if args.photos:
+        offsets = _offsets_from_photos(args)
+        title = f"the annotators of {Path(args.photos).name}"
+        _write_and_plot_offsets(offsets, landmarker.canonical_landmarks, title, args)
+        return
+    records = _annotated_scans(args.data)
     run = predict_scans(
         records, lambda mesh: landmarker(mesh, refine=args.refine, units=args.units).points, not args.quiet
     )
@@ -403,20 +408,42 @@ def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
     predictions, truths = run.predictions * to_mm, run.truths * to_mm
     source = f"{len(run.names)} scans of {Path(args.data).resolve()}"
     offsets = fit_offsets(predictions, truths, landmarker.canonical_landmarks, source)
+    before = mesh_landmark_errors(predictions, truths)["mean_51"].mean()
+    print(f"{len(run.names)} scans, inner-51 error without offsets {before:.2f} mm")
+    _write_and_plot_offsets(offsets, landmarker.canonical_landmarks, source, args)
+
+
+def _offsets_from_photos(args: argparse.Namespace):
+    """Offsets from where the annotators of a folder of 68-point photos put the landmarks, relative to
+    a 3DMM regressor's fits (its morphable model's keypoints are the mesh network's convention)."""
+    from facegraph.datasets.face_crops import load_faces68_crops
+    from facegraph.datasets.synthetic_faces import MICRONS_PER_MM
+    from facegraph.models.registry import load_model
+    from facegraph.train.conventions import annotator_offsets, mesh_offsets_from_photos
+
+    if not args.teacher_weights:
+        raise InputError("--photos needs --teacher-weights: the 3DMM regressor whose fits are compared")
+    faces = load_faces68_crops(args.photos, progress=not args.quiet)
+    model = load_model(args.teacher, weights=args.teacher_weights)
+    offsets, counts = annotator_offsets(faces, model, progress=not args.quiet)
+    source = (
+        f"{len(faces)} faces of {args.photos}: where their annotators put the inner 51 points"
+        f" against {args.teacher}'s fits (in-plane; jaw and depth left to the model)"
+    )
+    return mesh_offsets_from_photos(offsets, counts, 1.0 / MICRONS_PER_MM, source)
+
+
+def _write_and_plot_offsets(offsets, canonical: np.ndarray, title: str, args: argparse.Namespace) -> None:
+    from facegraph.mesh.conventions import write_offsets
+
     write_offsets(args.out, offsets)
     if args.plot:
         from facegraph.viz.mesh_views import plot_landmark_offsets
 
-        plot_landmark_offsets(
-            landmarker.canonical_landmarks, offsets.offsets, args.plot, title=f"convention offsets: {source}"
-        )
-    before = mesh_landmark_errors(predictions, truths)["mean_51"].mean()
+        plot_landmark_offsets(canonical, offsets.offsets, args.plot, title=f"convention offsets: {title}")
     sizes = np.linalg.norm(offsets.offsets, axis=1)
     largest = ", ".join(f"{i} {sizes[i]:.1f}" for i in np.argsort(-sizes)[:5])
-    print(
-        f"{len(run.names)} scans, inner-51 error without offsets {before:.2f} mm; "
-        f"largest offsets (landmark mm): {largest} -> {args.out}"
-    )
+    print(f"largest offsets (landmark mm): {largest} -> {args.out}")
 
 
 def _parse_box(text: str) -> np.ndarray:
@@ -631,7 +658,10 @@ def _add_mesh_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-OFFSETS_HELP = "move the landmarks to another convention: offsets from 'facegraph train mesh-offsets'"
+OFFSETS_HELP = (
+    "move the landmarks to another convention: '300w' (shipped: where 300-W's annotators put the inner"
+    " points) or an offsets file from 'facegraph train mesh-offsets'"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -740,11 +770,20 @@ def build_parser() -> argparse.ArgumentParser:
     train_offsets = trainers.add_parser(
         "mesh-offsets",
         parents=[common],
-        help="fit per-landmark offsets to another landmark convention from annotated scans",
+        help="fit per-landmark offsets to another landmark convention from annotated scans or photos",
+    )
+    offsets_source = train_offsets.add_mutually_exclusive_group(required=True)
+    offsets_source.add_argument(
+        "--data", help="folder of meshes with landmark files of the same stem, your convention"
+    )
+    offsets_source.add_argument(
+        "--photos",
+        help="or a folder of photos with 68-point .pts (e.g. 300-W's training sets): their annotators' way",
     )
     train_offsets.add_argument(
-        "--data", required=True, help="folder of meshes with landmark files of the same stem, your convention"
+        "--teacher", default="3ddfa-v2-mb05", help="with --photos: the 3DMM regressor fitting the photos"
     )
+    train_offsets.add_argument("--teacher-weights", help="with --photos: that regressor's weights")
     train_offsets.add_argument("--out", required=True, help="the offsets' JSON file, for --offsets")
     train_offsets.add_argument("--plot", help="also draw the offsets on the mean face (PNG)")
     _add_mesh_args(train_offsets)

@@ -89,7 +89,7 @@ def test_the_landmarker_adds_the_offsets_in_the_scans_frame(tmp_path):
     moved = landmarker(mesh, refine="none", offsets=offsets)
     rotation = face_rotation(landmarker.canonical_landmarks, plain.points)
     np.testing.assert_allclose(moved.points - plain.points, TRUE_OFFSETS @ rotation.T, atol=1e-6)
-    assert "moved by convention offsets fitted on 4 annotated scans" in moved.notes
+    assert "moved by convention offsets from 4 annotated scans" in moved.notes
     snapped = landmarker(mesh, offsets=offsets)
     np.testing.assert_allclose(np.linalg.norm(snapped.points, axis=1), 80.0, rtol=0.02)  # on the sphere
 

@@ -16,9 +16,9 @@ from facegraph.models.crop_regressor import CropRegressor
 from facegraph.models.synergynet import load_synergynet, read_figures
 from facegraph.nn.mobilenet_v1 import MobileNetV1
 from facegraph.schemes.registry import get_scheme
+from facegraph.train.conventions import to_teacher_convention
 from facegraph.train.synergynet import (
     CONFIGS,
-    MIN_LABELLED_FACES,
     MIRROR_X,
     PIXEL_OFFSET,
     Y_FLIP,
@@ -26,16 +26,15 @@ from facegraph.train.synergynet import (
     align_human_points,
     augment,
     box_sizes,
-    fit_convention_offsets,
     get_config,
     move_params,
     nme_percent,
-    to_teacher_convention,
     to_y_down,
     train_synergynet,
     warp_images,
 )
 from tests.models.test_synergynet_model import CAMERA, face_whitening, synthetic_morphable
+from tests.train.test_photo_conventions import convention_faces
 
 FLIP_ORDER = np.array(get_scheme("ibug68").flip_order)
 STILL = replace(get_config("facegraph-photo"), max_rotation=0.0, scale_range=0.0, shift=0.0, colour=0.0)
@@ -237,33 +236,8 @@ def test_box_size_is_the_geometric_mean_of_the_point_box_sides():
     assert box_sizes(points) == pytest.approx([60.0])
 
 
-def _convention_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Teacher points, their parameters, model-frame offsets of a few pixels, and human points that
-    follow those offsets with label noise, one face in ten mislabelled by 30 px."""
-    rng = np.random.default_rng(seed)
-    params = _camera_params(n, seed)
-    teacher = rng.uniform(20, 100, (n, 68, 2))
-    offsets = rng.normal(0, 2000, (68, 3))  # the cameras scale by 1e-3: about 2 px
-    human = to_teacher_convention(teacher, params, -offsets) + rng.normal(0, 0.5, (n, 68, 2))
-    human[rng.random(n) < 0.1] += 30.0
-    return teacher, params, offsets, human
-
-
-def test_convention_offsets_are_recovered_despite_label_noise_and_mislabelled_faces():
-    teacher, params, offsets, human = _convention_faces(400, seed=3)
-    human[MIN_LABELLED_FACES - 10 :, 5] = np.nan  # landmark 5 is labelled on too few faces
-    fitted = fit_convention_offsets(human, teacher, params)
-    np.testing.assert_array_equal(fitted[5], 0.0)
-    keep = np.arange(68) != 5
-    moved = to_teacher_convention(teacher, params, -fitted)[:, keep]
-    expected = to_teacher_convention(teacher, params, -offsets)[:, keep]
-    assert np.abs(moved - expected).mean() < 0.1  # pixels, against offsets of about 2 px
-    aligned = to_teacher_convention(human, params, fitted)
-    assert np.nanmedian(np.linalg.norm(aligned - teacher, axis=-1)) < 1.0
-
-
 def test_conventions_are_fitted_per_dataset_on_the_training_side_only():
-    teacher, params, offsets, human = _convention_faces(240, seed=4)
+    teacher, params, offsets, human = convention_faces(240, seed=4)
     human[120:] = to_teacher_convention(human[120:], params[120:], offsets)  # a second dataset: no offset
     source = np.repeat(["aflw", "68pt"], 120)
     data = FaceCrops(np.zeros((240, 1, 1, 3), np.uint8), human, np.arange(240).astype(str), source)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -28,6 +29,8 @@ from facegraph.io.images import read_image
 from facegraph.schemes.registry import AFLW21_IBUG68_PAIRS
 
 CROP_SIZE = 120
+# The crop frame of 3DDFA's models: y points up, y_down = Y_FLIP - y_up (Matlab's 1-based rows).
+Y_FLIP = CROP_SIZE + 1.0
 AFLW_FILES = ("crops-120.list", "pts21.npy", "roi_box.npy")
 AFLW_UNLABELLED = -1.0
 # The photo frame's pixel convention differs by one between the 300-W .pts reader (0-based pixel
@@ -123,3 +126,8 @@ def split_by_group(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.n
     held = np.random.default_rng(seed).permutation(names)[: int(round(fraction * len(names)))]
     is_val = np.isin(groups, held)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def to_y_down(points: torch.Tensor) -> torch.Tensor:
+    """(..., 3) crop-frame points (y up) -> (..., 2) x, y-down, the frame of the human labels."""
+    return torch.stack([points[..., 0], Y_FLIP - points[..., 1]], dim=-1)

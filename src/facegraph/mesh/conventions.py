@@ -8,12 +8,16 @@ offset per landmark in the face's own frame, so a few scans annotated the target
 learn it: :func:`fit_offsets` averages, per landmark, the error of the predictions turned into the
 canonical frame (+Y up, +Z toward the viewer, mm), and the landmarker adds the offsets back, turned
 into each scan's frame, before its refinement step puts the points on the surface.
+
+The package ships one convention, ``300w``: where 300-W's annotators put the inner 51 points, learnt
+from its training photos against a 3DMM regressor's fits (``facegraph train mesh-offsets --photos``).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ from facegraph.io.atomic import write_atomic
 
 N_LANDMARKS = 68
 FORMAT = "facegraph-landmark-offsets"
+BUNDLED_CONVENTIONS = ("300w",)
 
 
 @dataclass(frozen=True)
@@ -107,3 +112,12 @@ def read_offsets(path: str | Path) -> ConventionOffsets:
     if not np.isfinite(offsets).all():
         raise InputError("offsets must be finite", path)
     return ConventionOffsets(offsets, counts, str(record.get("source", "")))
+
+
+def load_offsets(name_or_path: str | Path) -> ConventionOffsets:
+    """A shipped convention by name (``BUNDLED_CONVENTIONS``) or an offsets file."""
+    if str(name_or_path) in BUNDLED_CONVENTIONS:
+        return read_offsets(
+            Path(str(resources.files("facegraph") / "data" / "conventions" / f"{name_or_path}.json"))
+        )
+    return read_offsets(name_or_path)

@@ -167,7 +167,8 @@ class MeshLandmarker:
             # Each landmark's whole heat profile moves with it, so profile matching agrees with the move.
             shift = offsets_in_frame(offsets, self.canonical_landmarks, estimate)
             estimate, top_points = estimate + shift, top_points + shift[:, None, :]
-            notes.append(f"moved by convention offsets fitted on {offsets.n_scans} annotated scans")
+            origin = offsets.source or f"{offsets.n_scans} annotated scans"
+            notes.append(f"moved by convention offsets from {origin}")
         start = time.perf_counter()
         method = refine if scan.faces is not None or refine == "none" else "euclidean"
         if method != refine:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from facegraph.geometry.crops import crop_to_image
 from facegraph.geometry.pose import matrix_to_pose, nearest_rotation
@@ -75,3 +76,12 @@ def poses_from_params(params: np.ndarray) -> np.ndarray:
     scaled_rotations, _, _, _ = split_params(torch.as_tensor(params, dtype=torch.float64))
     poses = [matrix_to_pose(nearest_rotation(r.numpy())) for r in scaled_rotations]
     return np.array([[p.yaw, p.pitch, p.roll] for p in poses])
+
+
+@torch.inference_mode()
+def regress_params(model: CropRegressor, crops: np.ndarray, progress: bool, batch: int = 256) -> np.ndarray:
+    """(N, 62) unwhitened parameters the model gives for (N, 120, 120, 3) RGB crops, in batches."""
+    out = []
+    for first in tqdm(range(0, len(crops), batch), desc="3DMM fits", unit="batch", disable=not progress):
+        out.append(model(model.normalise(crops[first : first + batch])).float().cpu().numpy())
+    return np.concatenate(out)

@@ -39,17 +39,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from facegraph.datasets.face_crops import CROP_SIZE, FaceCrops, split_by_group
+from facegraph.datasets.face_crops import CROP_SIZE, Y_FLIP, FaceCrops, split_by_group, to_y_down
 from facegraph.errors import InputError
 from facegraph.io.atomic import atomic_path
-from facegraph.models.crop_regressor import CropRegressor
+from facegraph.models.crop_regressor import CropRegressor, regress_params
 from facegraph.models.synergynet import LandmarkWhitening, save_synergynet
-from facegraph.morphable.bfm import N_CAMERA, MorphableModel, ParamWhitening, split_params
+from facegraph.morphable.bfm import N_CAMERA, MorphableModel, ParamWhitening
 from facegraph.nn.synergynet import LandmarkRefiner, LandmarksToParams, SynergyNet, wing_loss
 from facegraph.schemes.registry import get_scheme
+from facegraph.train.conventions import fit_convention_offsets, to_teacher_convention
 
-# The crop frame: 3DDFA's y axis points up, y_down = Y_FLIP - y_up (Matlab's 1-based rows).
-Y_FLIP = CROP_SIZE + 1.0
 # Where pixel column j's centre lies in that frame (j + PIXEL_OFFSET): measured from the teacher, whose
 # landmarks on a crop and on its mirror add up to 120.6 = 119 + 2 * offset in x on the training faces.
 PIXEL_OFFSET = 0.8
@@ -105,15 +104,6 @@ def get_config(name: str) -> PhotoTrainConfig:
     return CONFIGS[name]
 
 
-@torch.inference_mode()
-def teacher_params(teacher: CropRegressor, crops: np.ndarray, progress: bool, batch: int = 256) -> np.ndarray:
-    """(N, 62) unwhitened parameters the teacher gives for (N, 120, 120, 3) RGB crops."""
-    out = []
-    for first in tqdm(range(0, len(crops), batch), desc="teacher", unit="batch", disable=not progress):
-        out.append(teacher(teacher.normalise(crops[first : first + batch])).float().cpu().numpy())
-    return np.concatenate(out)
-
-
 def cached_teacher_labels(
     teacher: CropRegressor, data: FaceCrops, cache: Path, progress: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +112,8 @@ def cached_teacher_labels(
         stored = np.load(cache, allow_pickle=False)
         if stored["plain"].shape[0] == len(data):
             return stored["plain"], stored["mirrored"]
-    plain = teacher_params(teacher, data.crops, progress)
-    mirrored = teacher_params(teacher, data.crops[:, :, ::-1], progress)
+    plain = regress_params(teacher, data.crops, progress)
+    mirrored = regress_params(teacher, data.crops[:, :, ::-1], progress)
     with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, plain=plain, mirrored=mirrored)
     return plain, mirrored
@@ -220,11 +210,6 @@ def _colour(images: torch.Tensor, rng: np.random.Generator, strength: float) -> 
     return (images * factor()).clamp(0, 255)
 
 
-def to_y_down(points: torch.Tensor) -> torch.Tensor:
-    """(..., 3) crop-frame points (y up) -> (..., 2) x, y-down, the frame of the human labels."""
-    return torch.stack([points[..., 0], Y_FLIP - points[..., 1]], dim=-1)
-
-
 class Networks(torch.nn.Module):
     """Everything trained together: the image network and the two point networks."""
 
@@ -280,50 +265,6 @@ def nme_percent(predicted: np.ndarray, target: np.ndarray, size: np.ndarray) -> 
     keep = np.isfinite(error)
     per_face = np.where(keep, error, 0).sum(1) / np.maximum(keep.sum(1), 1) / size
     return float(100 * per_face[keep.any(1)].mean())
-
-
-MIN_LABELLED_FACES = 50  # a landmark labelled on fewer faces keeps a zero convention offset
-
-
-def _offset_projections(params: np.ndarray) -> np.ndarray:
-    """(N, 2, 3): how a model-frame offset moves each face's point in the (x, y-down) crop frame."""
-    rotation = split_params(torch.as_tensor(params, dtype=torch.float64))[0].numpy()
-    return np.stack([rotation[:, 0], -rotation[:, 1]], axis=1)
-
-
-def fit_convention_offsets(
-    points: np.ndarray, teacher_points: np.ndarray, params: np.ndarray, iterations: int = 5
-) -> np.ndarray:
-    """(68, 3) model-frame offsets from the teacher's keypoints to where annotators put each landmark.
-
-    ``points`` (N, 68, 2) human labels (NaN: unlabelled) and ``teacher_points`` (N, 68, 2), both
-    x, y-down crop pixels; ``params`` (N, 62) the teacher's. Each offset minimises the Huber loss of
-    the residual (projected offset minus the human-teacher gap, over the face's box) by iteratively
-    reweighted least squares, so that faces the teacher got wrong do not set the convention."""
-    size = box_sizes(teacher_points)[:, None, None]
-    projections = _offset_projections(params) / size
-    gaps = (points - teacher_points) / size
-    offsets = np.zeros((points.shape[1], 3))
-    for landmark in range(points.shape[1]):
-        labelled = np.flatnonzero(np.isfinite(gaps[:, landmark, 0]))
-        if len(labelled) < MIN_LABELLED_FACES:
-            continue
-        a, b = projections[labelled], gaps[labelled, landmark]
-        weights = np.ones(len(labelled))
-        for _ in range(iterations):
-            root = np.sqrt(weights)
-            offsets[landmark] = np.linalg.lstsq(
-                (a * root[:, None, None]).reshape(-1, 3), (b * root[:, None]).reshape(-1), rcond=None
-            )[0]
-            residual = np.linalg.norm(a @ offsets[landmark] - b, axis=1)
-            limit = 1.5 * np.median(residual)
-            weights = np.where(residual > limit, limit / np.maximum(residual, 1e-12), 1.0)
-    return offsets
-
-
-def to_teacher_convention(points: np.ndarray, params: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(N, 68, 2) human points moved by each face's projection of the (68, 3) convention offsets."""
-    return points - np.einsum("nij,pj->npi", _offset_projections(params), offsets)
 
 
 def align_human_points(

@@ -1,0 +1,94 @@
+"""Landmark conventions learnt from annotated photos: where annotators put each point relative to a
+3D morphable model's keypoints.
+
+A convention is one 3D offset per landmark in the model's own frame. On a photo it shows through the
+face's camera: the annotator's point minus the model fit's projected keypoint is the projected offset
+plus noise. Fitting the offsets to many faces, robustly, separates the constant convention from the
+per-face errors of the fits; turning pose across faces is what makes the offsets three-dimensional.
+The SynergyNet trainer moves human labels into its teacher's convention with them, and
+``facegraph train mesh-offsets --photos`` turns them into offsets for the mesh landmarker.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from facegraph.datasets.face_crops import FaceCrops, to_y_down
+from facegraph.mesh.conventions import N_LANDMARKS, ConventionOffsets
+from facegraph.metrics.landmarks import landmark_box_size
+from facegraph.models.crop_regressor import CropRegressor, regress_params
+from facegraph.morphable.bfm import split_params
+
+JAW = range(17)  # silhouette points on a photo: where they fall depends on the view, not a fixed offset
+
+MIN_LABELLED_FACES = 50  # a landmark labelled on fewer faces keeps a zero convention offset
+
+
+def _offset_projections(params: np.ndarray) -> np.ndarray:
+    """(N, 2, 3): how a model-frame offset moves each face's point in the (x, y-down) crop frame."""
+    rotation = split_params(torch.as_tensor(params, dtype=torch.float64))[0].numpy()
+    return np.stack([rotation[:, 0], -rotation[:, 1]], axis=1)
+
+
+def fit_convention_offsets(
+    points: np.ndarray, teacher_points: np.ndarray, params: np.ndarray, iterations: int = 5
+) -> np.ndarray:
+    """(68, 3) model-frame offsets from the teacher's keypoints to where annotators put each landmark.
+
+    ``points`` (N, 68, 2) human labels (NaN: unlabelled) and ``teacher_points`` (N, 68, 2), both
+    x, y-down crop pixels; ``params`` (N, 62) the teacher's. Each offset minimises the Huber loss of
+    the residual (projected offset minus the human-teacher gap, over the face's box) by iteratively
+    reweighted least squares, so that faces the teacher got wrong do not set the convention."""
+    size = landmark_box_size(teacher_points)[:, None, None]
+    projections = _offset_projections(params) / size
+    gaps = (points - teacher_points) / size
+    offsets = np.zeros((points.shape[1], 3))
+    for landmark in range(points.shape[1]):
+        labelled = np.flatnonzero(np.isfinite(gaps[:, landmark, 0]))
+        if len(labelled) < MIN_LABELLED_FACES:
+            continue
+        a, b = projections[labelled], gaps[labelled, landmark]
+        weights = np.ones(len(labelled))
+        for _ in range(iterations):
+            root = np.sqrt(weights)
+            offsets[landmark] = np.linalg.lstsq(
+                (a * root[:, None, None]).reshape(-1, 3), (b * root[:, None]).reshape(-1), rcond=None
+            )[0]
+            residual = np.linalg.norm(a @ offsets[landmark] - b, axis=1)
+            limit = 1.5 * np.median(residual)
+            weights = np.where(residual > limit, limit / np.maximum(residual, 1e-12), 1.0)
+    return offsets
+
+
+def to_teacher_convention(points: np.ndarray, params: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(N, 68, 2) human points moved by each face's projection of the (68, 3) convention offsets."""
+    return points - np.einsum("nij,pj->npi", _offset_projections(params), offsets)
+
+
+def annotator_offsets(
+    faces: FaceCrops, model: CropRegressor, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(68, 3) offsets (model units and frame) from ``model``'s fits of the faces to where their
+    annotators put each landmark, and (68,) how many faces labelled each one."""
+    params = regress_params(model, faces.crops, progress)
+    with torch.inference_mode():
+        keypoints = to_y_down(model.morphable.landmarks(torch.as_tensor(params))).numpy()
+    counts = np.isfinite(faces.points[..., 0]).sum(axis=0)
+    return fit_convention_offsets(faces.points, keypoints, params), counts
+
+
+def mesh_offsets_from_photos(
+    offsets: np.ndarray, counts: np.ndarray, mm_per_unit: float, source: str
+) -> ConventionOffsets:
+    """Offsets for the mesh landmarker from offsets fitted on photos (model units, model frame, which
+    is the landmarker's canonical frame up to units): the jaw's are dropped (a photo's jaw points lie
+    on the silhouette), and so is depth, which near-frontal photos hardly constrain and which the
+    landmarker's snap to the surface decides anyway."""
+    in_plane = np.asarray(offsets, dtype=np.float64) * mm_per_unit * np.array([1.0, 1.0, 0.0])
+    counts = np.asarray(counts, dtype=np.int64).copy()
+    in_plane[list(JAW)] = 0.0
+    counts[list(JAW)] = 0
+    if in_plane.shape != (N_LANDMARKS, 3):
+        raise ValueError(f"need (68, 3) offsets, got {in_plane.shape}")
+    return ConventionOffsets(in_plane, counts, source)
