@@ -813,8 +813,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_photo.add_argument(
         "--human-convention",
         choices=("teacher", "annotators"),
-        help="move the human points into the teacher's landmark convention before they correct it "
-        "('teacher', the configurations' default) or use them as labelled ('annotators')",
+        help="use the human points as labelled ('annotators', the configurations' default) or move them "
+        "into the teacher's landmark convention first ('teacher')",
     )
     train_photo.add_argument("--seed", type=int, default=0)
     train_photo.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

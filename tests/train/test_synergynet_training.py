@@ -301,8 +301,8 @@ def test_training_writes_weights_checkpoint_and_history_and_resumes(crops, tmp_p
     for key in ("loss_total", "loss_human", "nme_human", "nme_human_head", "nme_teacher"):
         assert np.isfinite(first[key]), key
     assert np.isfinite(history["reference"]["teacher_nme_human"])
-    assert history["reference"]["human_convention"] == "teacher"
-    assert np.isfinite(first["nme_human_as_labelled"])  # the labels as annotated, beside the aligned ones
+    assert history["reference"]["human_convention"] == "annotators"
+    assert "nme_human_as_labelled" not in first  # the labels are used as annotated
 
     model = load_synergynet(tmp_path / "best.safetensors", None)
     prediction = model.predict(crops.crops[:2], np.tile([0.0, 0.0, 120.0, 120.0], (2, 1)))
@@ -338,7 +338,11 @@ def test_fine_tuning_starts_every_network_from_the_given_run(crops, tmp_path):
     teacher = _teacher(morphable)
     config = replace(get_config("facegraph-photo"), batch_size=8, epochs=1, width=0.35, val_fraction=0.25)
     config = replace(config, bf16_on_cpu=False)
-    train_synergynet(crops, teacher, morphable, tmp_path / "a", config, device="cpu", progress=False)
+    aligned = replace(config, human_convention="teacher")
+    train_synergynet(crops, teacher, morphable, tmp_path / "a", aligned, device="cpu", progress=False)
+    history = json.loads((tmp_path / "a" / "history.json").read_text())
+    assert history["reference"]["human_convention"] == "teacher"
+    assert np.isfinite(history["epochs"][0]["nme_human_as_labelled"])  # beside the aligned labels' figure
     frozen = replace(config, lr=0.0)  # a zero learning rate leaves the weights where they started
     train_synergynet(
         crops, teacher, morphable, tmp_path / "b", frozen, device="cpu", progress=False,

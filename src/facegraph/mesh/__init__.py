@@ -1,6 +1,12 @@
 """Landmarks on 3D face meshes and point clouds: ``facegraph.mesh.landmark(mesh)``."""
 
-from facegraph.mesh.conventions import ConventionOffsets, fit_offsets, read_offsets, write_offsets
+from facegraph.mesh.conventions import (
+    ConventionOffsets,
+    fit_offsets,
+    load_offsets,
+    read_offsets,
+    write_offsets,
+)
 from facegraph.mesh.landmarker import MeshLandmarker, MeshLandmarks, landmark
 from facegraph.mesh.refine import REFINE_METHODS, RefineResult, refine_landmarks
 
@@ -12,6 +18,7 @@ __all__ = [
     "RefineResult",
     "landmark",
     "fit_offsets",
+    "load_offsets",
     "read_offsets",
     "refine_landmarks",
     "write_offsets",
