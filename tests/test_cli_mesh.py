@@ -11,6 +11,7 @@ import trimesh
 
 from facegraph.cli import main
 from facegraph.io import Mesh, read_landmarks, read_mesh, write_json, write_mesh
+from facegraph.schemes.registry import get_scheme
 from facegraph.types import Landmarks
 from tests.conftest import shared
 from tests.mesh.test_landmarker import tiny_weights
@@ -21,6 +22,9 @@ REPORT_KEYS = {"n", "mean_mm", "mean_mm_51", "median_mm", "per_mesh", "per_landm
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors"))
+
+
+FLIP_ORDER = np.array(get_scheme("ibug68").flip_order)
 
 
 def write_head(path: Path, radius: float = 80.0, subdivisions: int = 3) -> Path:
@@ -175,14 +179,19 @@ def test_mesh_applies_the_shipped_300w_convention_by_name(weights, tmp_path):
     assert "300w-train" in json.loads(moved_path.read_text())["notes"][0]
 
 
-def test_train_mesh_offsets_learns_a_convention_from_annotated_photos(weights, tmp_path, capsys):
+def _photo_folder(folder: Path, n_faces: int) -> Path:
+    """A folder linking the first ``n_faces`` photos of 300-W's AFW training set with their .pts."""
     photos = shared("300w-train/afw")
-    teacher = shared("3ddfa-v2")
-    folder = tmp_path / "photos"
     folder.mkdir()
-    for pts in sorted(photos.glob("*.pts"))[:60]:
+    for pts in sorted(photos.glob("*.pts"))[:n_faces]:
         for path in (pts, pts.with_suffix(".jpg")):
             (folder / path.name).symlink_to(path)
+    return folder
+
+
+def test_train_mesh_offsets_learns_a_convention_from_annotated_photos(weights, tmp_path):
+    folder = _photo_folder(tmp_path / "photos", 60)
+    teacher = shared("3ddfa-v2")
     offsets = tmp_path / "offsets.json"
     argv = ["train", "mesh-offsets", "--photos", str(folder), "--teacher-weights", str(teacher)]
     assert main([*argv, "--weights", weights, "--out", str(offsets), "--quiet"]) == 0
@@ -192,6 +201,16 @@ def test_train_mesh_offsets_learns_a_convention_from_annotated_photos(weights, t
     np.testing.assert_array_equal(moved[:17], 0.0)
     np.testing.assert_array_equal(moved[:, 2], 0.0)
     assert moved[21, 0] > 3.0 and moved[22, 0] < -3.0  # 300-W's inner brow ends lie nearer the midline
+    assert (moved[27:30, 1] > 2.0).all()  # and its nose bridge higher
+    np.testing.assert_allclose(moved[FLIP_ORDER] * [-1, 1, 1], moved, atol=1e-3)  # the same on both sides
+
+
+def test_train_mesh_offsets_refuses_too_few_annotated_photos(weights, tmp_path, capsys):
+    folder = _photo_folder(tmp_path / "photos", 3)
+    argv = ["train", "mesh-offsets", "--photos", str(folder), "--teacher-weights", str(shared("3ddfa-v2"))]
+    err = user_error([*argv, "--weights", weights, "--out", str(tmp_path / "o.json"), "--quiet"], capsys)
+    assert "3 annotated faces: a convention needs at least 50" in err
+    assert not (tmp_path / "o.json").exists()
 
 
 def test_train_mesh_offsets_from_photos_needs_the_teacher_weights(weights, tmp_path, capsys):

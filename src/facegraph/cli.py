@@ -418,19 +418,33 @@ def _offsets_from_photos(args: argparse.Namespace):
     a 3DMM regressor's fits (its morphable model's keypoints are the mesh network's convention)."""
     from facegraph.datasets.face_crops import load_faces68_crops
     from facegraph.datasets.synthetic_faces import MICRONS_PER_MM
-    from facegraph.models.registry import load_model
-    from facegraph.train.conventions import annotator_offsets, mesh_offsets_from_photos
-
-    if not args.teacher_weights:
-        raise InputError("--photos needs --teacher-weights: the 3DMM regressor whose fits are compared")
-    faces = load_faces68_crops(args.photos, progress=not args.quiet)
-    model = load_model(args.teacher, weights=args.teacher_weights)
-    offsets, counts = annotator_offsets(faces, model, progress=not args.quiet)
-    source = (
-        f"{len(faces)} faces of {args.photos}: where their annotators put the inner 51 points"
-        f" against {args.teacher}'s fits (in-plane; jaw and depth left to the model)"
+    from facegraph.models.registry import get_model_spec, load_model
+    from facegraph.schemes.registry import get_scheme
+    from facegraph.train.conventions import (
+        JAW,
+        MIN_LABELLED_FACES,
+        annotator_offsets,
+        mesh_offsets_from_photos,
     )
-    return mesh_offsets_from_photos(offsets, counts, 1.0 / MICRONS_PER_MM, source)
+
+    spec = get_model_spec(args.teacher)
+    if spec.needs_weights and args.teacher_weights is None:
+        raise InputError(f"--photos needs --teacher-weights: {spec.weights_source}")
+    model = load_model(args.teacher, weights=args.teacher_weights, bfm=args.bfm)
+    if model.morphable is None:
+        raise InputError(f"--photos needs the BFM to decode {args.teacher}'s fits: pass --bfm DIR")
+    faces = load_faces68_crops(args.photos, progress=not args.quiet)
+    offsets, counts = annotator_offsets(faces, model, progress=not args.quiet)
+    if not counts[len(JAW) :].any():
+        raise InputError(
+            f"{len(faces)} annotated faces: a convention needs at least {MIN_LABELLED_FACES}", args.photos
+        )
+    source = (
+        f"{len(faces)} faces of {Path(args.photos).resolve().name}: where their annotators put the inner 51"
+        f" points against {args.teacher}'s fits (in-plane, mirror-symmetric; jaw and depth left to the model)"
+    )
+    flip_order = np.array(get_scheme("ibug68").flip_order)
+    return mesh_offsets_from_photos(offsets, counts, 1.0 / MICRONS_PER_MM, flip_order, source)
 
 
 def _write_and_plot_offsets(offsets, canonical: np.ndarray, title: str, args: argparse.Namespace) -> None:
@@ -622,7 +636,8 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
         init=init,
     )
     print(
-        f"best epoch {best['epoch']}: validation NME vs human labels {best['nme_human']:.3f}"
+        f"best epoch {best['epoch']}: validation NME vs human labels ({config.human_convention}'"
+        f" convention) {best['nme_human']:.3f}"
         f" -> {Path(args.out) / 'best.safetensors'}"
     )
 
@@ -784,6 +799,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--teacher", default="3ddfa-v2-mb05", help="with --photos: the 3DMM regressor fitting the photos"
     )
     train_offsets.add_argument("--teacher-weights", help="with --photos: that regressor's weights")
+    train_offsets.add_argument(
+        "--bfm",
+        help="with --photos: BFM folder (default: $FACEGRAPH_BFM, else a bfm/ folder beside the weights')",
+    )
     train_offsets.add_argument("--out", required=True, help="the offsets' JSON file, for --offsets")
     train_offsets.add_argument("--plot", help="also draw the offsets on the mean face (PNG)")
     _add_mesh_args(train_offsets)

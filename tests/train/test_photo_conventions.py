@@ -4,24 +4,70 @@ their form for the mesh landmarker."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.spatial.transform import Rotation
 
+from facegraph.datasets.face_crops import to_y_down
+from facegraph.morphable.bfm import MorphableModel
+from facegraph.schemes.registry import get_scheme
 from facegraph.train.conventions import (
     JAW,
     MIN_LABELLED_FACES,
     fit_convention_offsets,
     mesh_offsets_from_photos,
+    mirror_symmetric,
     to_teacher_convention,
 )
+from tests.models.test_synergynet_model import synthetic_morphable
+
+FLIP_ORDER = np.array(get_scheme("ibug68").flip_order)
+
+
+def _turned_cameras(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 62) parameters: cameras turned within ±30° about every axis, scale 1e-3, zero shape."""
+    params = np.zeros((n, 62))
+    turns = Rotation.from_euler("yxz", rng.uniform(-30, 30, (n, 3)), degrees=True).as_matrix()
+    params[:, :12] = np.concatenate([1e-3 * turns, rng.uniform(40, 80, (n, 3, 1))], axis=2).reshape(n, 12)
+    return params
+
+
+def test_a_moved_model_keypoint_shows_in_the_crop_where_the_convention_says():
+    """Independent of the fit: move landmark 30's vertex of a morphable model and decode."""
+    params = torch.as_tensor(_turned_cameras(20, np.random.default_rng(7)), dtype=torch.float32)
+    model = synthetic_morphable()
+    offset = np.array([3000.0, -2000.0, 1500.0])
+    mean = model.mean.numpy().reshape(68, 3).copy()
+    mean[30] += offset
+    moved = MorphableModel(
+        mean.ravel(),
+        model.shape_basis.numpy(),
+        model.expression_basis.numpy(),
+        landmark_vertices=np.arange(68),
+    )
+    before, after = (to_y_down(m.landmarks(params)).numpy() for m in (model, moved))
+    assert np.linalg.norm(after - before, axis=-1)[:, 30].min() > 1.0  # pixels: the move shows
+    offsets = np.zeros((68, 3))
+    offsets[30] = offset
+    np.testing.assert_allclose(to_teacher_convention(after, params.numpy(), offsets), before, atol=2e-3)
+
+
+def test_offsets_are_made_mirror_symmetric():
+    rng = np.random.default_rng(5)
+    offsets = rng.normal(0, 1, (68, 3))
+    symmetric = mirror_symmetric(offsets, FLIP_ORDER)
+    np.testing.assert_allclose(symmetric[FLIP_ORDER] * [-1, 1, 1], symmetric)
+    assert np.abs(symmetric[[27, 28, 29, 30, 33, 51, 57, 62, 66], 0]).max() < 1e-12  # the midline keeps x = 0
+    shifted = mirror_symmetric(
+        offsets + [0.5, 0.0, 0.0], FLIP_ORDER
+    )  # a shift of the whole face is no convention
+    np.testing.assert_allclose(shifted, symmetric)
 
 
 def convention_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Teacher points, their parameters, model-frame offsets of a few pixels, and human points that
     follow those offsets with label noise, one face in ten mislabelled by 30 px."""
     rng = np.random.default_rng(seed)
-    params = np.zeros((n, 62))
-    turns = Rotation.from_euler("yxz", rng.uniform(-30, 30, (n, 3)), degrees=True).as_matrix()
-    params[:, :12] = np.concatenate([1e-3 * turns, rng.uniform(40, 80, (n, 3, 1))], axis=2).reshape(n, 12)
+    params = _turned_cameras(n, rng)
     teacher = rng.uniform(20, 100, (n, 68, 2))
     offsets = rng.normal(0, 2000, (68, 3))  # the cameras scale by 1e-3: about 2 px
     human = to_teacher_convention(teacher, params, -offsets) + rng.normal(0, 0.5, (n, 68, 2))
@@ -42,11 +88,15 @@ def test_convention_offsets_are_recovered_despite_label_noise_and_mislabelled_fa
     assert np.nanmedian(np.linalg.norm(aligned - teacher, axis=-1)) < 1.0
 
 
-def test_mesh_offsets_from_photos_keep_the_in_plane_offsets_of_the_inner_points_in_mm():
-    offsets = np.arange(68 * 3, dtype=float).reshape(68, 3) * 1000.0  # micrometres
-    converted = mesh_offsets_from_photos(offsets, np.full(68, 1147), 1e-3, "300-W")
+def test_mesh_offsets_from_photos_keep_the_in_plane_offsets_of_the_fitted_inner_points_in_mm():
+    offsets = mirror_symmetric(np.random.default_rng(2).normal(0, 3000, (68, 3)), FLIP_ORDER)  # micrometres
+    counts = np.full(68, 1147)
+    counts[40] = 0  # too few faces labelled it for a fit
+    converted = mesh_offsets_from_photos(offsets, counts, 1e-3, FLIP_ORDER, "300-W")
     np.testing.assert_array_equal(converted.offsets[list(JAW)], 0.0)
     np.testing.assert_array_equal(converted.counts[list(JAW)], 0)
-    np.testing.assert_array_equal(converted.offsets[17:, 2], 0.0)
-    np.testing.assert_allclose(converted.offsets[17:, :2], offsets[17:, :2] / 1000.0)
+    np.testing.assert_array_equal(converted.offsets[:, 2], 0.0)
+    np.testing.assert_array_equal(converted.offsets[40], 0.0)
+    keep = [i for i in range(17, 68) if i != 40]
+    np.testing.assert_allclose(converted.offsets[keep, :2], offsets[keep, :2] / 1000.0)
     assert converted.n_scans == 1147 and converted.source == "300-W"

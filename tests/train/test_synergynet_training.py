@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from facegraph.datasets.face_crops import FaceCrops
+import facegraph.train.synergynet as synergynet_training
+from facegraph.datasets.face_crops import FaceCrops, split_by_group
 from facegraph.errors import InputError
 from facegraph.models.crop_regressor import CropRegressor
 from facegraph.models.synergynet import load_synergynet, read_figures
@@ -333,13 +334,24 @@ def test_training_writes_weights_checkpoint_and_history_and_resumes(crops, tmp_p
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
 
 
-def test_fine_tuning_starts_every_network_from_the_given_run(crops, tmp_path):
+def test_fine_tuning_starts_every_network_from_the_given_run(crops, tmp_path, monkeypatch):
     morphable = synthetic_morphable()
     teacher = _teacher(morphable)
     config = replace(get_config("facegraph-photo"), batch_size=8, epochs=1, width=0.35, val_fraction=0.25)
     config = replace(config, bf16_on_cpu=False)
     aligned = replace(config, human_convention="teacher")
+    fitted_on = []
+
+    def spy(data, params, teacher_points, fit_side):
+        fitted_on.append(fit_side)
+        return align_human_points(data, params, teacher_points, fit_side)
+
+    monkeypatch.setattr(synergynet_training, "align_human_points", spy)
     train_synergynet(crops, teacher, morphable, tmp_path / "a", aligned, device="cpu", progress=False)
+    _, held_out = split_by_group(crops.groups, config.val_fraction, 0)
+    assert len(fitted_on) == 1 and not set(fitted_on[0]) & set(
+        held_out
+    )  # conventions from training faces only
     history = json.loads((tmp_path / "a" / "history.json").read_text())
     assert history["reference"]["human_convention"] == "teacher"
     assert np.isfinite(history["epochs"][0]["nme_human_as_labelled"])  # beside the aligned labels' figure

@@ -115,9 +115,12 @@ def read_offsets(path: str | Path) -> ConventionOffsets:
 
 
 def load_offsets(name_or_path: str | Path) -> ConventionOffsets:
-    """A shipped convention by name (``BUNDLED_CONVENTIONS``) or an offsets file."""
+    """A shipped convention by name (``BUNDLED_CONVENTIONS``, before any file of that name) or an
+    offsets file."""
     if str(name_or_path) in BUNDLED_CONVENTIONS:
-        return read_offsets(
-            Path(str(resources.files("facegraph") / "data" / "conventions" / f"{name_or_path}.json"))
-        )
+        shipped = resources.files("facegraph") / "data" / "conventions" / f"{name_or_path}.json"
+        return read_offsets(Path(str(shipped)))
+    if not Path(name_or_path).is_file():
+        known = ", ".join(BUNDLED_CONVENTIONS)
+        raise InputError(f"offsets file not found (shipped conventions: {known})", name_or_path)
     return read_offsets(name_or_path)

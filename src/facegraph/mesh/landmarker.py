@@ -203,7 +203,8 @@ def landmark(
     """The 68 iBUG landmarks of a face mesh or point cloud (shipped weights), in its frame and units.
 
     ``mesh`` is a :class:`~facegraph.io.Mesh` or a mesh file's path; ``offsets`` (from
-    :func:`facegraph.mesh.conventions.read_offsets`) move the points to another landmark convention.
+    :func:`facegraph.mesh.conventions.load_offsets`: ``"300w"`` or a file) move the points to another
+    landmark convention.
     """
     global _DEFAULT
     if not isinstance(mesh, Mesh):

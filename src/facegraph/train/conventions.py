@@ -70,25 +70,37 @@ def annotator_offsets(
     faces: FaceCrops, model: CropRegressor, progress: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """(68, 3) offsets (model units and frame) from ``model``'s fits of the faces to where their
-    annotators put each landmark, and (68,) how many faces labelled each one."""
+    annotators put each landmark, and (68,) how many faces labelled each one (0 where too few did for
+    an offset to be fitted)."""
     params = regress_params(model, faces.crops, progress)
     with torch.inference_mode():
         keypoints = to_y_down(model.morphable.landmarks(torch.as_tensor(params))).numpy()
     counts = np.isfinite(faces.points[..., 0]).sum(axis=0)
+    counts = np.where(counts >= MIN_LABELLED_FACES, counts, 0)
     return fit_convention_offsets(faces.points, keypoints, params), counts
 
 
+def mirror_symmetric(offsets: np.ndarray, flip_order: np.ndarray) -> np.ndarray:
+    """The mean of (68, 3) offsets and their mirror image (each point's partner's offset with x
+    negated): a convention is a property of the face, the same on both sides; what differs between
+    the sides (a sub-pixel frame shift, noise) is not convention."""
+    mirrored = offsets[flip_order] * np.array([-1.0, 1.0, 1.0])
+    return (offsets + mirrored) / 2
+
+
 def mesh_offsets_from_photos(
-    offsets: np.ndarray, counts: np.ndarray, mm_per_unit: float, source: str
+    offsets: np.ndarray, counts: np.ndarray, mm_per_unit: float, flip_order: np.ndarray, source: str
 ) -> ConventionOffsets:
     """Offsets for the mesh landmarker from offsets fitted on photos (model units, model frame, which
-    is the landmarker's canonical frame up to units): the jaw's are dropped (a photo's jaw points lie
-    on the silhouette), and so is depth, which near-frontal photos hardly constrain and which the
-    landmarker's snap to the surface decides anyway."""
-    in_plane = np.asarray(offsets, dtype=np.float64) * mm_per_unit * np.array([1.0, 1.0, 0.0])
+    is the landmarker's canonical frame up to units), made mirror-symmetric: the jaw's are dropped (a
+    photo's jaw points lie on the silhouette), and so is depth, which near-frontal photos hardly
+    constrain and which the landmarker's snap to the surface decides anyway."""
+    offsets = np.asarray(offsets, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.int64).copy()
+    if offsets.shape != (N_LANDMARKS, 3) or counts.shape != (N_LANDMARKS,):
+        raise ValueError(f"need (68, 3) offsets and (68,) counts, got {offsets.shape}, {counts.shape}")
+    in_plane = mirror_symmetric(offsets * mm_per_unit, np.asarray(flip_order)) * np.array([1.0, 1.0, 0.0])
     in_plane[list(JAW)] = 0.0
     counts[list(JAW)] = 0
-    if in_plane.shape != (N_LANDMARKS, 3):
-        raise ValueError(f"need (68, 3) offsets, got {in_plane.shape}")
+    in_plane[counts == 0] = 0.0
     return ConventionOffsets(in_plane, counts, source)

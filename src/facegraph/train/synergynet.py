@@ -15,7 +15,7 @@ points and the landmarks decoded from the parameters and from the landmark head 
 
 Conventions. Annotators and the teacher's 3DMM keypoints disagree on average about where some points
 lie (AFLW's chin sits higher than the model's contour point 8; 300-W's inner brow ends lie nearer the
-midline), by up to 4 % of the face's box. With ``human_convention="teacher"`` each dataset's human
+midline), by up to 5 % of the face's box. With ``human_convention="teacher"`` each dataset's human
 points are first moved into the teacher's convention: one 3D offset per landmark in the model's frame,
 fitted robustly on the training side (``train.conventions``), projected by each face's teacher camera
 and subtracted, so that the human labels correct only the teacher's per-face errors. The default,
