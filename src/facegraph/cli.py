@@ -636,8 +636,8 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
         init=init,
     )
     print(
-        f"best epoch {best['epoch']}: validation NME vs human labels ({config.human_convention}'"
-        f" convention) {best['nme_human']:.3f}"
+        f"best epoch {best['epoch']}: validation NME vs human labels {best['nme_human']:.3f}"
+        f" (human convention: {config.human_convention})"
         f" -> {Path(args.out) / 'best.safetensors'}"
     )
 
