@@ -13,6 +13,7 @@ import torch
 import facegraph.train.synergynet as synergynet_training
 from facegraph.datasets.face_crops import FaceCrops, split_by_group
 from facegraph.errors import InputError
+from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.models.crop_regressor import CropRegressor
 from facegraph.models.synergynet import load_synergynet, read_figures
 from facegraph.nn.mobilenet_v1 import MobileNetV1
@@ -26,7 +27,6 @@ from facegraph.train.synergynet import (
     _similarity,
     align_human_points,
     augment,
-    box_sizes,
     get_config,
     move_params,
     nme_percent,
@@ -234,7 +234,7 @@ def test_nme_counts_labelled_points_and_labelled_faces_only():
 
 def test_box_size_is_the_geometric_mean_of_the_point_box_sides():
     points = np.array([[[0.0, 0.0], [40.0, 10.0], [20.0, 90.0]]])
-    assert box_sizes(points) == pytest.approx([60.0])
+    assert landmark_box_size(points) == pytest.approx([60.0])
 
 
 def test_conventions_are_fitted_per_dataset_on_the_training_side_only():

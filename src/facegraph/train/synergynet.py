@@ -44,6 +44,7 @@ from tqdm import tqdm
 from facegraph.datasets.face_crops import CROP_SIZE, Y_FLIP, FaceCrops, split_by_group, to_y_down
 from facegraph.errors import InputError
 from facegraph.io.atomic import atomic_path
+from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.models.crop_regressor import CropRegressor, regress_params
 from facegraph.models.synergynet import LandmarkWhitening, save_synergynet
 from facegraph.morphable.bfm import N_CAMERA, MorphableModel, ParamWhitening
@@ -255,12 +256,6 @@ def losses(
     return terms
 
 
-def box_sizes(points_y_down: np.ndarray) -> np.ndarray:
-    """sqrt(w h) of each face's 68-point box: the 3DDFA protocol's normaliser."""
-    span = points_y_down.max(axis=1) - points_y_down.min(axis=1)
-    return np.sqrt(span[:, 0] * span[:, 1])
-
-
 def nme_percent(predicted: np.ndarray, target: np.ndarray, size: np.ndarray) -> float:
     """Mean over faces of the mean point error (finite targets only) over ``size``, in percent."""
     error = np.linalg.norm(predicted - target, axis=-1)
@@ -307,7 +302,7 @@ def validate(
         head.append(to_y_down(landmark_whitening.unwhiten(out["landmarks"])).cpu().numpy())
     nets.train()
     decoded, head = np.concatenate(decoded), np.concatenate(head)
-    size = box_sizes(teacher_points)
+    size = landmark_box_size(teacher_points)
     figures = {
         "nme_human": nme_percent(decoded, data.points, size),
         "nme_human_head": nme_percent(head, data.points, size),
@@ -369,7 +364,7 @@ def train_synergynet(
     )
     teacher_2d = to_y_down(torch.from_numpy(teacher_points)).numpy()
     val_teacher = teacher_2d[val_idx]
-    val_size = box_sizes(val_teacher)
+    val_size = landmark_box_size(val_teacher)
     as_labelled = None
     reference: dict = {"human_convention": config.human_convention}
     if config.human_convention == "teacher":
