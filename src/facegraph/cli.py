@@ -357,6 +357,13 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
         config = replace(config, lr_schedule=args.lr_schedule)
     if args.learning_rate is not None:
         config = replace(config, learning_rate=args.learning_rate)
+    if args.second_pass_fraction is not None:
+        if not config.two_pass or not 0.0 <= args.second_pass_fraction <= 1.0:
+            raise InputError(
+                f"--second-pass-fraction needs a two-pass configuration and a value in [0, 1] "
+                f"(got {args.second_pass_fraction:g} for {config.name})"
+            )
+        config = replace(config, second_pass_fraction=args.second_pass_fraction)
     init = Path(args.init) if args.init else None
     if init is not None and not init.is_file():
         raise InputError("weights file not found", init)
@@ -776,6 +783,11 @@ def build_parser() -> argparse.ArgumentParser:
     train_mesh.add_argument("--learning-rate", type=float, help="override the configuration's learning rate")
     train_mesh.add_argument(
         "--lr-schedule", choices=("constant", "cosine"), help="override the configuration's schedule"
+    )
+    train_mesh.add_argument(
+        "--second-pass-fraction",
+        type=float,
+        help="share of training samples that are second-pass face crops (two-pass configs; default 0.5)",
     )
     train_mesh.add_argument("--seed", type=int, default=0)
     train_mesh.add_argument("--workers", type=int, default=1, help="data loader processes (default 1)")

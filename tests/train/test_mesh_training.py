@@ -15,10 +15,17 @@ from facegraph.datasets.synthetic_faces import SyntheticFaces, build_point_cache
 from facegraph.errors import InputError
 from facegraph.io.meshes import Mesh
 from facegraph.mesh.landmarker import MeshLandmarker
-from facegraph.mesh.preprocess import get_config
+from facegraph.mesh.preprocess import crop_to_ball, get_config
 from facegraph.mesh.weights import load_weights
 from facegraph.nn.sgcn import SgcnConfig
-from facegraph.train.mesh import DEFAULT_AUGMENTATION, augmented_sample, learning_rate, train_mesh
+from facegraph.train import mesh as mesh_training
+from facegraph.train.mesh import (
+    DEFAULT_AUGMENTATION,
+    augmented_sample,
+    learning_rate,
+    train_mesh,
+    validation_sets,
+)
 from tests.datasets.test_synthetic_faces import fake_bfm
 
 TINY = replace(
@@ -51,6 +58,8 @@ def test_train_writes_weights_checkpoint_and_history_and_resumes(caches, faces, 
     for name in ("best.safetensors", "last.pt", "history.json"):
         assert (tmp_path / name).is_file()
     assert [h["epoch"] for h in json.loads((tmp_path / "history.json").read_text())] == [1]
+    # A two-pass landmarker is chosen on face crops; its first pass on whole scans is reported beside.
+    assert np.isfinite(first.history[0]["first_pass_mm"])
 
     resumed = train_mesh(replace(TINY, epochs=2), train, val, tmp_path, resume=True, workers=0)
     history = json.loads((tmp_path / "history.json").read_text())
@@ -78,7 +87,8 @@ def test_a_resumed_run_matches_an_unbroken_one(caches, tmp_path):
 @pytest.mark.parametrize("config", [TINY, replace(TINY, normalisation="bbox", two_pass=False)])
 def test_augmented_sample_landmarks_share_the_features_frame(caches, config):
     cache = caches[0]
-    sample, landmarks = augmented_sample(cache, 3, config, np.random.default_rng(9), DEFAULT_AUGMENTATION)
+    rng = np.random.default_rng(9)
+    sample, landmarks = augmented_sample(cache, 3, config, rng, DEFAULT_AUGMENTATION, 0.5)
     assert sample.features.shape == (128, 6) and landmarks.shape == (68, 3)
     assert sample.neighbours.shape == (128, 8)
     # Back in mm, the landmarks are the cached ones under one similarity transform, and the features'
@@ -177,3 +187,28 @@ def test_fine_tuning_refuses_weights_of_another_network(caches, tmp_path):
         train_mesh(
             wider, train, val, tmp_path / "wider", workers=0, init=tmp_path / "first" / "best.safetensors"
         )
+
+
+def test_the_second_pass_fraction_sets_the_share_of_face_crops(caches, monkeypatch):
+    cache, crops = caches[0], []
+
+    def spy(*args):
+        crops.append(args)
+        return crop_to_ball(*args)
+
+    monkeypatch.setattr(mesh_training, "crop_to_ball", spy)
+    rng = np.random.default_rng(4)
+    for fraction, expected in ((0.0, 0), (1.0, 40), (0.5, 20)):
+        crops.clear()
+        for i in range(40):
+            augmented_sample(cache, i % len(cache), TINY, rng, DEFAULT_AUGMENTATION, fraction)
+        assert abs(len(crops) - expected) <= 8
+
+
+def test_two_pass_validation_scores_face_crops_and_reports_whole_scans(caches):
+    val = caches[1]
+    chosen, first_pass = validation_sets(val, TINY, 5, DEFAULT_AUGMENTATION)
+    assert chosen.second_pass_fraction == 1.0 and first_pass.second_pass_fraction == 0.0
+    single_pass = replace(TINY, two_pass=False, normalisation="bbox")
+    chosen, first_pass = validation_sets(val, single_pass, 5, DEFAULT_AUGMENTATION)
+    assert first_pass is None and len(chosen) == len(val)

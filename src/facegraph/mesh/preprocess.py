@@ -39,6 +39,7 @@ class MeshConfig:
     coarse_sigma: float = 0.15  # the wide heatmaps' Gaussian (when the network has them)
     two_pass: bool = False
     crop_radius: float = 110.0  # mm, the second pass's ball about the first pass's face centre
+    second_pass_fraction: float = 0.5  # share of the training samples that are second-pass crops
     batch_size: int = 8
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"  # or "cosine": decays to zero over the run's epochs, step by step

@@ -2,10 +2,10 @@
 
 The scans are generated once into a cache of dense surface samples (``build_point_cache``); every time
 a scan is used it gets a fresh rigid pose, scale and shift and a fresh thinning to the network's point
-count. For two-pass configurations half the samples are instead what the second pass sees: the face
-nearly in the canonical frame (the residual of an alignment to the mean face), cut to the ball about a
-jittered face centre and centred there. Randomness is seeded by (seed, epoch, sample), so a resumed run
-sees the same data as an unbroken one.
+count. For two-pass configurations a share of the samples (``second_pass_fraction``, half by
+default) are instead what the second pass sees: the face nearly in the canonical frame (the residual
+of an alignment to the mean face), cut to the ball about a jittered face centre and centred there.
+Randomness is seeded by (seed, epoch, sample), so a resumed run sees the same data as an unbroken one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from facegraph.mesh.preprocess import MeshConfig, NetworkInput, crop_to_ball, ne
 from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, load_weights, save_weights
 from facegraph.nn.sgcn import StratifiedGcn, adaptive_wing_loss, decode_heatmaps, gaussian_targets
 
-SECOND_PASS_FRACTION = 0.5
 DEFAULT_AUGMENTATION = Augmentation()
 # What is left after aligning a first estimate to the mean face: small turns and shifts.
 ALIGNMENT_RESIDUAL = Augmentation(yaw=8.0, pitch=8.0, roll=5.0, shift=0.0)
@@ -39,10 +38,15 @@ CENTRE_JITTER_MM = 5.0
 
 
 def augmented_sample(
-    cache: PointCache, index: int, config: MeshConfig, rng: np.random.Generator, augmentation: Augmentation
+    cache: PointCache,
+    index: int,
+    config: MeshConfig,
+    rng: np.random.Generator,
+    augmentation: Augmentation,
+    second_pass_fraction: float,
 ) -> tuple[NetworkInput, np.ndarray]:
     """One network input from a cached scan, and its landmarks in the normalised frame (68, 3)."""
-    second_pass = config.two_pass and rng.random() < SECOND_PASS_FRACTION
+    second_pass = config.two_pass and rng.random() < second_pass_fraction
     residual = replace(ALIGNMENT_RESIDUAL, scale=augmentation.scale)
     rotation, scale, shift = random_rigid(rng, residual if second_pass else augmentation)
     points = scale * cache.points[index].astype(np.float64) @ rotation.T + shift
@@ -59,8 +63,18 @@ def augmented_sample(
 class CachedScans(Dataset):
     """Augmented network inputs drawn from a point cache; ``epoch`` re-seeds the augmentation."""
 
-    def __init__(self, cache: PointCache, config: MeshConfig, seed: int, augmentation: Augmentation) -> None:
+    def __init__(
+        self,
+        cache: PointCache,
+        config: MeshConfig,
+        seed: int,
+        augmentation: Augmentation,
+        second_pass_fraction: float | None = None,
+    ) -> None:
         self.cache, self.config, self.seed, self.augmentation = cache, config, seed, augmentation
+        self.second_pass_fraction = (
+            config.second_pass_fraction if second_pass_fraction is None else second_pass_fraction
+        )
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -68,7 +82,9 @@ class CachedScans(Dataset):
 
     def __getitem__(self, index: int) -> tuple[NetworkInput, np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        return augmented_sample(self.cache, index, self.config, rng, self.augmentation)
+        return augmented_sample(
+            self.cache, index, self.config, rng, self.augmentation, self.second_pass_fraction
+        )
 
 
 def mean_landmarks(dataset: CachedScans, n: int = 200) -> np.ndarray:
@@ -128,19 +144,41 @@ def pick_device(processes: Processes = Processes()) -> torch.device:
     return torch.device(f"cuda:{processes.local_rank}" if torch.cuda.is_available() else "cpu")
 
 
-def evaluate(model: StratifiedGcn, loader: DataLoader, config: MeshConfig, device: torch.device) -> float:
-    """Mean landmark error in mm of the first-stage estimate (decoded heatmaps) over a loader."""
+def evaluate(
+    model: StratifiedGcn, loader: DataLoader, config: MeshConfig, device: torch.device, coarse: bool = False
+) -> float:
+    """Mean landmark error in mm of the decoded heatmaps over a loader; ``coarse`` decodes the wide ones
+    when the network has them (as the landmarker's first pass does)."""
     model.eval()
     errors = []
+    n = config.network.n_landmarks
     with torch.no_grad():
         for batch, landmarks, scales in loader:
             batch = {key: value.to(device) for key, value in batch.items()}
-            heat = model(**batch)[:, : config.network.n_landmarks]
+            heat = model(**batch)
+            heat = heat[:, n:] if coarse and config.network.coarse else heat[:, :n]
             estimate, _ = decode_heatmaps(heat, batch["features"][..., :3], config.network.decode_top)
             distance = (estimate.cpu() - landmarks).norm(dim=-1) * scales[:, None]
             errors.append(distance.mean(dim=1))
     model.train()
     return float(torch.cat(errors).mean())
+
+
+def validation_sets(
+    cache: PointCache, config: MeshConfig, seed: int, augmentation: Augmentation
+) -> tuple[CachedScans, CachedScans | None]:
+    """The samples whose error chooses the checkpoint, and (two-pass configurations) the whole scans
+    whose first-pass error is only reported.
+
+    A two-pass landmarker answers with its second pass's narrow heatmaps on face crops and uses the
+    first pass only to find the face, with the wide heatmaps: validation measures each for its job.
+    """
+    if not config.two_pass:
+        return CachedScans(cache, config, seed, augmentation), None
+    return (
+        CachedScans(cache, config, seed, augmentation, second_pass_fraction=1.0),
+        CachedScans(cache, config, seed, augmentation, second_pass_fraction=0.0),
+    )
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -198,7 +236,7 @@ def train_mesh(
     torch.manual_seed(seed)
     device = pick_device(processes)
     train_set = CachedScans(train_cache, config, seed, augmentation)
-    val_set = CachedScans(val_cache, config, seed + 1_000_003, augmentation)
+    val_set, first_pass_set = validation_sets(val_cache, config, seed + 1_000_003, augmentation)
     mean = mean_landmarks(train_set) if config.network.global_branch == "super" else None
     model = StratifiedGcn(config.network)
     if init is not None:
@@ -222,6 +260,11 @@ def train_mesh(
         arrays[CANONICAL_KEY] = train_cache.landmarks.mean(axis=0)
     collate = _collate(mean)
     val_loader = DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate, num_workers=workers)
+    first_pass_loader = None
+    if first_pass_set is not None:
+        first_pass_loader = DataLoader(
+            first_pass_set, batch_size=config.batch_size, collate_fn=collate, num_workers=workers
+        )
     trained = (
         DistributedDataParallel(model, device_ids=[device.index] if device.index is not None else None)
         if distributed
@@ -270,8 +313,13 @@ def train_mesh(
                 break
             continue
         val_mm = evaluate(model, val_loader, config, device)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mm": val_mm})
-        tqdm.write(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}, validation {val_mm:.3f} mm")
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mm": val_mm}
+        report = f"epoch {epoch + 1}: loss {np.mean(losses):.4f}, validation {val_mm:.3f} mm"
+        if first_pass_loader is not None:
+            record["first_pass_mm"] = evaluate(model, first_pass_loader, config, device, coarse=True)
+            report += f" on face crops; first pass on whole scans {record['first_pass_mm']:.3f} mm"
+        history.append(record)
+        tqdm.write(report)
         if val_mm < best[0]:
             best = (val_mm, epoch + 1)
             save_weights(
