@@ -149,6 +149,18 @@ def test_train_mesh_refuses_missing_initial_weights_before_making_data(tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("config", "fraction"),
+    [("facegraph-mesh", "0"), ("facegraph-mesh", "1"), ("facegraph-mesh", "nan"), ("2s-sgcn-paper", "0.5")],
+)
+def test_train_mesh_refuses_a_second_pass_fraction_it_cannot_train(config, fraction, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    argv = ["train", "mesh", "--config", config, "--second-pass-fraction", fraction, "--out", out]
+    err = user_error(argv, capsys)
+    assert "--second-pass-fraction needs a two-pass configuration" in err and config in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_mesh_offsets_fits_a_file_that_mesh_and_eval_mesh_apply(weights, tmp_path, capsys):
     data = write_scan_folder(tmp_path / "scans")
     offsets, plot = tmp_path / "offsets.json", tmp_path / "offsets.png"

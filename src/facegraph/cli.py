@@ -358,9 +358,11 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
     if args.learning_rate is not None:
         config = replace(config, learning_rate=args.learning_rate)
     if args.second_pass_fraction is not None:
-        if not config.two_pass or not 0.0 <= args.second_pass_fraction <= 1.0:
+        # Both kinds of sample are needed: whole scans teach the first pass to find the face, face
+        # crops teach the passes that answer.
+        if not config.two_pass or not 0.0 < args.second_pass_fraction < 1.0:
             raise InputError(
-                f"--second-pass-fraction needs a two-pass configuration and a value in [0, 1] "
+                f"--second-pass-fraction needs a two-pass configuration and a value strictly between 0 and 1 "
                 f"(got {args.second_pass_fraction:g} for {config.name})"
             )
         config = replace(config, second_pass_fraction=args.second_pass_fraction)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial import cKDTree
+from torch.utils.data import DataLoader
 
 from facegraph.datasets.synthetic_faces import SyntheticFaces, build_point_cache
 from facegraph.errors import InputError
@@ -21,7 +22,10 @@ from facegraph.nn.sgcn import SgcnConfig
 from facegraph.train import mesh as mesh_training
 from facegraph.train.mesh import (
     DEFAULT_AUGMENTATION,
+    CachedScans,
+    _collate,
     augmented_sample,
+    evaluate,
     learning_rate,
     train_mesh,
     validation_sets,
@@ -197,12 +201,59 @@ def test_the_second_pass_fraction_sets_the_share_of_face_crops(caches, monkeypat
         return crop_to_ball(*args)
 
     monkeypatch.setattr(mesh_training, "crop_to_ball", spy)
-    rng = np.random.default_rng(4)
-    for fraction, expected in ((0.0, 0), (1.0, 40), (0.5, 20)):
+    for fraction, expected in ((0.1, 4), (0.9, 36)):
         crops.clear()
-        for i in range(40):
-            augmented_sample(cache, i % len(cache), TINY, rng, DEFAULT_AUGMENTATION, fraction)
+        dataset = CachedScans(cache, replace(TINY, second_pass_fraction=fraction), 7, DEFAULT_AUGMENTATION)
+        for epoch in range(8):
+            dataset.epoch = epoch
+            for i in range(len(cache) - 1):
+                dataset[i]
         assert abs(len(crops) - expected) <= 8
+
+
+class _FixedHeat(torch.nn.Module):
+    """Narrow heatmaps that peak at the points of largest x, wide ones at the smallest (or the reverse)."""
+
+    def __init__(self, narrow_sign: float) -> None:
+        super().__init__()
+        self.narrow_sign = narrow_sign
+
+    def forward(self, features: torch.Tensor, **_) -> torch.Tensor:
+        x = features[..., 0][:, None, :].expand(-1, 68, -1)
+        return torch.cat([self.narrow_sign * x, -self.narrow_sign * x], dim=1)
+
+
+def test_validation_decodes_the_wide_heatmaps_for_the_first_pass(caches):
+    config = replace(TINY, network=replace(TINY.network, coarse=True))
+    loader = DataLoader(
+        CachedScans(caches[1], config, 3, DEFAULT_AUGMENTATION, second_pass_fraction=0.0),
+        batch_size=2,
+        collate_fn=_collate(None),
+    )
+    cpu = torch.device("cpu")
+    narrow = evaluate(_FixedHeat(1.0), loader, config, cpu)
+    assert evaluate(_FixedHeat(-1.0), loader, config, cpu, coarse=True) == pytest.approx(narrow)
+    assert evaluate(_FixedHeat(1.0), loader, config, cpu, coarse=True) != pytest.approx(narrow)
+
+
+def test_resuming_with_other_settings_is_refused(caches, tmp_path):
+    train, val = caches
+    train_mesh(TINY, train, val, tmp_path, workers=0)
+    with pytest.raises(InputError, match="second_pass_fraction"):
+        changed = replace(TINY, epochs=2, second_pass_fraction=0.75)
+        train_mesh(changed, train, val, tmp_path, resume=True, workers=0)
+
+
+def test_resuming_a_run_validated_another_way_chooses_its_best_epoch_afresh(caches, tmp_path):
+    train, val = caches
+    train_mesh(TINY, train, val, tmp_path, workers=0)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    for key in ("config", "validation"):  # as checkpoints written before they were stored
+        del state[key]
+    state["best_val_mm"] = 0.0
+    torch.save(state, tmp_path / "last.pt")
+    resumed = train_mesh(replace(TINY, epochs=2), train, val, tmp_path, resume=True, workers=0)
+    assert resumed.best_epoch == 2
 
 
 def test_two_pass_validation_scores_face_crops_and_reports_whole_scans(caches):

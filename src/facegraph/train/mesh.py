@@ -206,6 +206,24 @@ def initial_weights(model: StratifiedGcn, config: MeshConfig, path: Path) -> Non
     model.load_state_dict(trained.state_dict())
 
 
+def _validation_measure(config: MeshConfig) -> str:
+    """What a run's validation error measures (checkpoints store it, so a resume compares like with like)."""
+    return "face crops" if config.two_pass else "whole scans"
+
+
+def _check_resumable(state: dict, config: MeshConfig, path: Path) -> None:
+    """Refuse to resume a run with another configuration (only the number of epochs may change)."""
+    if "config" not in state:
+        return
+    stored = {**json.loads(state["config"]), "epochs": config.epochs}
+    given = json.loads(json.dumps(config.to_dict()))
+    changed = sorted(key for key in given.keys() | stored.keys() if stored.get(key) != given.get(key))
+    if changed:
+        raise InputError(
+            f"the run was trained with other settings ({', '.join(changed)}); resume it as it was", path
+        )
+
+
 def train_mesh(
     config: MeshConfig,
     train_cache: PointCache,
@@ -248,11 +266,15 @@ def train_mesh(
     last = out / "last.pt"
     if resume and last.is_file():
         state = torch.load(last, map_location=device, weights_only=True)
+        _check_resumable(state, config, last)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         start_epoch = int(state["epoch"]) + 1
         history = json.loads(state["history"])
-        best = (float(state["best_val_mm"]), int(state["best_epoch"]))
+        if state.get("validation") == _validation_measure(config):
+            best = (float(state["best_val_mm"]), int(state["best_epoch"]))
+        else:
+            tqdm.write(f"{last}: validated another way before; the best epoch is chosen afresh")
         if state.get("mean_landmarks") is not None:
             mean = state["mean_landmarks"].cpu().numpy()
     arrays = {} if mean is None else {MEAN_KEY: mean}
@@ -322,10 +344,10 @@ def train_mesh(
         tqdm.write(report)
         if val_mm < best[0]:
             best = (val_mm, epoch + 1)
-            save_weights(
-                out / "best.safetensors", model, config, arrays, {"val_mm": val_mm, "epoch": epoch + 1}
-            )
+            save_weights(out / "best.safetensors", model, config, arrays, record)
         state = {
+            "config": json.dumps(config.to_dict()),
+            "validation": _validation_measure(config),
             "model": model.state_dict(),
             "optimiser": optimiser.state_dict(),
             "epoch": epoch,
