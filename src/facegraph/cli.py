@@ -623,6 +623,8 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
         config = replace(config, lr=args.learning_rate)
     if args.human_convention is not None:
         config = replace(config, human_convention=args.human_convention)
+    if args.targets is not None:
+        config = replace(config, targets=args.targets)
     init = Path(args.init) if args.init else None
     if init is not None and not init.is_file():
         raise InputError("checkpoint not found", init)
@@ -646,7 +648,7 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
     )
     print(
         f"best epoch {best['epoch']}: validation NME vs human labels {best['nme_human']:.3f}"
-        f" (human convention: {config.human_convention})"
+        f" (human convention: {config.human_convention}; targets: {config.targets})"
         f" -> {Path(args.out) / 'best.safetensors'}"
     )
 
@@ -848,6 +850,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("teacher", "annotators"),
         help="use the human points as labelled ('annotators', the configurations' default) or move them "
         "into the teacher's landmark convention first ('teacher')",
+    )
+    train_photo.add_argument(
+        "--targets",
+        choices=("teacher", "refitted"),
+        help="distil the teacher's fits as they are ('teacher', the default) or refitted to each face's "
+        "human points first ('refitted')",
     )
     train_photo.add_argument("--seed", type=int, default=0)
     train_photo.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -378,3 +378,23 @@ def test_fine_tuning_refuses_a_file_that_is_not_a_checkpoint(crops, tmp_path):
             crops, _teacher(morphable), morphable, tmp_path / "run", config, device="cpu", progress=False,
             init=bad,
         )  # fmt: skip
+
+
+def test_training_on_refitted_targets_reports_their_validation_error(crops, tmp_path):
+    morphable = synthetic_morphable()
+    config = replace(
+        get_config("facegraph-photo"),
+        batch_size=8,
+        epochs=1,
+        width=0.35,
+        val_fraction=0.25,
+        bf16_on_cpu=False,
+        targets="refitted",
+    )
+    best = train_synergynet(
+        crops, _teacher(morphable), morphable, tmp_path, config, device="cpu", progress=False
+    )
+    reference = json.loads((tmp_path / "history.json").read_text())["reference"]
+    # the refitted fits agree with the human points better than the teacher's own
+    assert reference["refitted_nme_human"] < reference["teacher_nme_human"]
+    assert np.isfinite(best["nme_refitted"])
