@@ -28,8 +28,10 @@ from facegraph.train.synergynet import (
     align_human_points,
     augment,
     get_config,
+    mirror_points,
     move_params,
     nme_percent,
+    refitted_labels,
     to_y_down,
     train_synergynet,
     warp_images,
@@ -380,7 +382,7 @@ def test_fine_tuning_refuses_a_file_that_is_not_a_checkpoint(crops, tmp_path):
         )  # fmt: skip
 
 
-def test_training_on_refitted_targets_reports_their_validation_error(crops, tmp_path):
+def test_training_on_refitted_targets_trains_on_them_and_resumes_only_on_them(crops, tmp_path, monkeypatch):
     morphable = synthetic_morphable()
     config = replace(
         get_config("facegraph-photo"),
@@ -390,11 +392,41 @@ def test_training_on_refitted_targets_reports_their_validation_error(crops, tmp_
         val_fraction=0.25,
         bf16_on_cpu=False,
         targets="refitted",
+        refit_strength=0.1,
     )
-    best = train_synergynet(
-        crops, _teacher(morphable), morphable, tmp_path, config, device="cpu", progress=False
-    )
+    trained_on = []
+    real_augment = synergynet_training.augment
+
+    def spy(batch, data, labels, *args):
+        trained_on.append(labels)
+        return real_augment(batch, data, labels, *args)
+
+    monkeypatch.setattr(synergynet_training, "augment", spy)
+    teacher = _teacher(morphable)
+    best = train_synergynet(crops, teacher, morphable, tmp_path, config, device="cpu", progress=False)
+    cached = np.load(tmp_path / "teacher-labels.npz")
+    train_idx, _ = split_by_group(crops.groups, config.val_fraction, 0)
+    spread = np.maximum(cached["plain"][train_idx].std(0), synergynet_training.MIN_STD)
+    teacher_labels = (cached["plain"], cached["mirrored"])
+    expected = refitted_labels(teacher_labels, crops.points, spread, morphable, 0.1, FLIP_ORDER)
+    for used, wanted in zip(trained_on[0], expected, strict=True):
+        np.testing.assert_allclose(used, wanted)
+    assert np.abs((trained_on[0][0] - cached["plain"]) / spread).max() > 0.1  # not the teacher's
     reference = json.loads((tmp_path / "history.json").read_text())["reference"]
-    # the refitted fits agree with the human points better than the teacher's own
     assert reference["refitted_nme_human"] < reference["teacher_nme_human"]
     assert np.isfinite(best["nme_refitted"])
+    with pytest.raises(InputError, match="other settings \\(targets\\)"):
+        train_synergynet(
+            crops, teacher, morphable, tmp_path, replace(config, epochs=2, targets="teacher"),
+            resume=True, device="cpu", progress=False,
+        )  # fmt: skip
+
+
+def test_refitted_mirror_targets_are_the_mirror_images_of_the_refitted_ones():
+    morphable = _symmetric_morphable()
+    data, labels = _crops_with_labels(morphable)
+    points = data.points + np.random.default_rng(4).normal(0, 1.5, data.points.shape)  # annotators disagree
+    plain, mirrored = refitted_labels(labels, points, face_whitening().std, morphable, 0.1, FLIP_ORDER)
+    assert np.abs(plain - labels[0]).max() > 1e-3  # the fits moved
+    expected = mirror_points(_decoded_y_down(morphable, plain)[..., :2], FLIP_ORDER)
+    np.testing.assert_allclose(_decoded_y_down(morphable, mirrored)[..., :2], expected, atol=0.02)

@@ -9,9 +9,9 @@ import pytest
 
 from facegraph.errors import InputError
 from facegraph.train.refit import NON_CHIN_JAW, refit_to_points
-from facegraph.train.synergynet import get_config, mirror_points
+from facegraph.train.synergynet import get_config
 from tests.models.test_synergynet_model import face_whitening, synthetic_morphable
-from tests.train.test_synergynet_training import FLIP_ORDER, _camera_params, _decoded_y_down
+from tests.train.test_synergynet_training import _camera_params, _decoded_y_down
 
 STD = face_whitening().std
 INNER_AND_CHIN = [8, *range(17, 68)]
@@ -65,14 +65,6 @@ def test_silhouette_jaw_points_do_not_move_the_fit():
     jaw_only = np.full((len(truth), 68, 2), np.nan)
     jaw_only[:, NON_CHIN_JAW] = _decoded_y_down(morphable, truth)[:, NON_CHIN_JAW]
     np.testing.assert_allclose(refit_to_points(teacher, jaw_only, STD, morphable, 0.01), teacher, atol=1e-6)
-
-
-def test_mirroring_points_twice_gives_them_back():
-    points = np.random.default_rng(0).uniform(0, 120, (3, 68, 2))
-    points[0, 4] = np.nan
-    once = mirror_points(points, FLIP_ORDER)
-    assert np.isnan(once[0, FLIP_ORDER[4]]).all()
-    np.testing.assert_allclose(mirror_points(once, FLIP_ORDER), points)
 
 
 def test_unknown_targets_are_refused():

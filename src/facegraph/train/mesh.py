@@ -30,6 +30,7 @@ from facegraph.io.atomic import atomic_path
 from facegraph.mesh.preprocess import MeshConfig, NetworkInput, crop_to_ball, network_input, to_batch
 from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, load_weights, save_weights
 from facegraph.nn.sgcn import StratifiedGcn, adaptive_wing_loss, decode_heatmaps, gaussian_targets
+from facegraph.train.resume import check_resumable
 
 DEFAULT_AUGMENTATION = Augmentation()
 # What is left after aligning a first estimate to the mean face: small turns and shifts.
@@ -211,19 +212,6 @@ def _validation_measure(config: MeshConfig) -> str:
     return "face crops" if config.two_pass else "whole scans"
 
 
-def _check_resumable(state: dict, config: MeshConfig, path: Path) -> None:
-    """Refuse to resume a run with another configuration (only the number of epochs may change)."""
-    if "config" not in state:
-        return
-    stored = {**json.loads(state["config"]), "epochs": config.epochs}
-    given = json.loads(json.dumps(config.to_dict()))
-    changed = sorted(key for key in given.keys() | stored.keys() if stored.get(key) != given.get(key))
-    if changed:
-        raise InputError(
-            f"the run was trained with other settings ({', '.join(changed)}); resume it as it was", path
-        )
-
-
 def train_mesh(
     config: MeshConfig,
     train_cache: PointCache,
@@ -266,7 +254,7 @@ def train_mesh(
     last = out / "last.pt"
     if resume and last.is_file():
         state = torch.load(last, map_location=device, weights_only=True)
-        _check_resumable(state, config, last)
+        check_resumable(state, config.to_dict(), last)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         start_epoch = int(state["epoch"]) + 1

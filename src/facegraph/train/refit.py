@@ -1,11 +1,12 @@
 """Teacher fits corrected by human points: each face's 3DMM parameters moved, as little as a prior
 allows, until their projected keypoints agree with the points annotators placed.
 
-This is how AFLW2000-3D's ground truth was made (a 3DMM fitted to AFLW's human points), and it gives a
-student targets that no longer pull against its human-label loss: the corrected face is still one
-face of the model, so the points nobody labelled (the jaw on AFLW photos) move with the labelled ones.
-The strength of the prior was chosen on 300-W training faces: fitted to the 14 points AFLW also labels,
-the other 37 inner points got closest to their annotations (2.61 -> 2.36 % of the box) at 30.
+This is how AFLW2000-3D's ground truth was made (a 3DMM fitted to AFLW's human points). The corrected
+face is still one face of the model, so the points nobody labelled (the jaw on AFLW photos) move with
+the labelled ones. Points are fitted as labelled: annotators' habits (AFLW's higher chin) go into the
+fit unless the trainer first moves the points into the teacher's convention. The strength of the prior
+was chosen on 300-W's training faces by ``benchmarks/refit_strength.py``: fitted to the 14 points AFLW
+also labels, the other 38 inner points came closest to their annotations at 30.
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ def refit_to_points(
     iterations: int = 60,
 ) -> np.ndarray:
     """(N, 62) parameters refitted to (N, 68, 2) x, y-down points (NaN: unlabelled; the jaw's
-    silhouette points are ignored, the chin kept).
+    silhouette points are ignored, the chin kept), in float32.
 
-    Minimises, per face, the pseudo-Huber loss of the point errors in percent of the face's box plus
-    ``strength`` times the squared change in units of ``param_std`` (each parameter's spread)."""
+    The objective is a sum over faces of the pseudo-Huber loss of the point errors in percent of the
+    face's box plus ``strength`` times the squared change in units of ``param_std`` (each parameter's
+    spread). It is minimised for all faces at once by one L-BFGS run of ``iterations`` steps: faces do
+    not interact in the objective, but they share the line search and the stopping rule."""
     device = morphable.mean.device
     start = torch.as_tensor(params, dtype=torch.float32, device=device)
     target = torch.as_tensor(points, dtype=torch.float32, device=device).clone()
     target[:, NON_CHIN_JAW] = float("nan")
-    labelled = torch.isfinite(target[..., 0])
+    labelled = torch.isfinite(target).all(dim=-1)
     target = torch.nan_to_num(target)
     std = torch.as_tensor(param_std, dtype=torch.float32, device=device)
     with torch.no_grad():

@@ -6,9 +6,7 @@ and parameters together: a flip uses the mirror's parameters and the points' fli
 scale and shift in the image plane is applied to the parameters' affine camera exactly (the camera is
 left-multiplied by the same similarity, so it stays a scaled rotation). Colour changes touch the image
 only. With ``targets="refitted"`` the teacher's parameters are first refitted to each face's human
-points (``train.refit``), as AFLW2000-3D's ground truth was made, so that distillation and the human
-labels no longer pull against each other: on AFLW2000-3D a fine-tune on them lowered the NME (4.124 to
-4.102) and the pose error (4.168 to 3.950 degrees).
+points (``train.refit``), as AFLW2000-3D's ground truth was made (figures in the model card).
 
 Losses (the published weights): Wing (omega 10, epsilon 2) on the 3D landmarks before and after the
 refiner (x 0.05 each), root mean square error of the whitened parameters (x 0.02), the reverse
@@ -55,6 +53,7 @@ from facegraph.nn.synergynet import LandmarkRefiner, LandmarksToParams, SynergyN
 from facegraph.schemes.registry import get_scheme
 from facegraph.train.conventions import fit_convention_offsets, to_teacher_convention
 from facegraph.train.refit import DEFAULT_STRENGTH, refit_to_points
+from facegraph.train.resume import check_resumable
 
 # Where pixel column j's centre lies in that frame (j + PIXEL_OFFSET): measured from the teacher, whose
 # landmarks on a crop and on its mirror add up to 120.6 = 119 + 2 * offset in x on the training faces.
@@ -432,6 +431,7 @@ def train_synergynet(
     start_epoch = 0
     if resume and (out / "last.pt").is_file():
         state = torch.load(out / "last.pt", map_location=dev, weights_only=True)
+        check_resumable(state, config.to_dict(), out / "last.pt")
         nets.load_state_dict(state["nets"])
         optimiser.load_state_dict(state["optimiser"])
         start_epoch = int(state["epoch"]) + 1
@@ -475,7 +475,7 @@ def train_synergynet(
                 dev,
                 as_labelled,
                 val_refitted,
-            )  # fmt: skip
+            )
         )
         figures["minutes"] = (time.monotonic() - started) / 60
         history.append(figures)
@@ -493,7 +493,8 @@ def train_synergynet(
                 {**run, **reference, **figures},
             )  # fmt: skip
         with atomic_path(out / "last.pt") as tmp:
-            torch.save({"nets": nets.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch}, tmp)
+            checkpoint = {"nets": nets.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch}
+            torch.save({**checkpoint, "config": json.dumps(config.to_dict())}, tmp)
         text = json.dumps({"config": config.to_dict(), "reference": reference, "epochs": history}, indent=1)
         with atomic_path(out / "history.json") as tmp:
             tmp.write_text(text)
