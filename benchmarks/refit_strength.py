@@ -25,10 +25,11 @@ from facegraph.datasets.face_crops import load_aflw_train, load_faces68_crops, t
 from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.models.crop_regressor import regress_params
 from facegraph.models.registry import load_model
+from facegraph.schemes import AFLW21_IBUG68_PAIRS
 from facegraph.train.refit import DEFAULT_STRENGTH, refit_to_points
 
 SECTION = "refit-strength"
-AFLW_IBUG = [8, 17, 19, 21, 22, 24, 26, 30, 36, 39, 42, 45, 48, 54]  # AFLW's points with an iBUG partner
+AFLW_IBUG = sorted(ibug for _, ibug in AFLW21_IBUG68_PAIRS)  # the 14 iBUG points AFLW also labels
 HELD_OUT = [i for i in range(17, 68) if i not in AFLW_IBUG]
 STRENGTHS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 

@@ -41,6 +41,9 @@ from tests.train.test_photo_conventions import convention_faces
 
 FLIP_ORDER = np.array(get_scheme("ibug68").flip_order)
 STILL = replace(get_config("facegraph-photo"), max_rotation=0.0, scale_range=0.0, shift=0.0, colour=0.0)
+TINY = replace(  # one quick epoch of a small network on the 24 test crops, float32
+    get_config("facegraph-photo"), batch_size=8, epochs=1, width=0.35, val_fraction=0.25, bf16_on_cpu=False
+)
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -286,14 +289,7 @@ def _teacher(morphable) -> CropRegressor:
 def test_training_writes_weights_checkpoint_and_history_and_resumes(crops, tmp_path, monkeypatch):
     morphable = synthetic_morphable()
     teacher = _teacher(morphable)
-    config = replace(
-        get_config("facegraph-photo"),
-        batch_size=8,
-        epochs=1,
-        width=0.35,
-        val_fraction=0.25,
-        bf16_on_cpu=False,
-    )
+    config = TINY
     first = train_synergynet(crops, teacher, morphable, tmp_path, config, device="cpu", progress=False)
     for name in ("best.safetensors", "last.pt", "history.json", "teacher-labels.npz"):
         assert (tmp_path / name).is_file()
@@ -339,7 +335,7 @@ def test_training_writes_weights_checkpoint_and_history_and_resumes(crops, tmp_p
 def test_fine_tuning_starts_every_network_from_the_given_run(crops, tmp_path, monkeypatch):
     morphable = synthetic_morphable()
     teacher = _teacher(morphable)
-    config = replace(get_config("facegraph-photo"), batch_size=8, epochs=1, width=0.35, val_fraction=0.25)
+    config = TINY
     config = replace(config, bf16_on_cpu=False)
     aligned = replace(config, human_convention="teacher")
     fitted_on = []
@@ -374,7 +370,7 @@ def test_fine_tuning_refuses_a_file_that_is_not_a_checkpoint(crops, tmp_path):
     morphable = synthetic_morphable()
     bad = tmp_path / "last.pt"
     bad.write_text("not a checkpoint")
-    config = replace(get_config("facegraph-photo"), batch_size=8, epochs=1, width=0.35, val_fraction=0.25)
+    config = TINY
     with pytest.raises(InputError, match="not a checkpoint of this network"):
         train_synergynet(
             crops, _teacher(morphable), morphable, tmp_path / "run", config, device="cpu", progress=False,
@@ -384,16 +380,7 @@ def test_fine_tuning_refuses_a_file_that_is_not_a_checkpoint(crops, tmp_path):
 
 def test_training_on_refitted_targets_trains_on_them_and_resumes_only_on_them(crops, tmp_path, monkeypatch):
     morphable = synthetic_morphable()
-    config = replace(
-        get_config("facegraph-photo"),
-        batch_size=8,
-        epochs=1,
-        width=0.35,
-        val_fraction=0.25,
-        bf16_on_cpu=False,
-        targets="refitted",
-        refit_strength=0.1,
-    )
+    config = replace(TINY, targets="refitted", refit_strength=0.1)
     trained_on = []
     real_augment = synergynet_training.augment
 
