@@ -625,6 +625,8 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
         config = replace(config, human_convention=args.human_convention)
     if args.targets is not None:
         config = replace(config, targets=args.targets)
+    if args.whitening is not None:
+        config = replace(config, whitening=args.whitening)
     init = Path(args.init) if args.init else None
     if init is not None and not init.is_file():
         raise InputError("checkpoint not found", init)
@@ -856,6 +858,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("teacher", "refitted"),
         help="distil the teacher's fits as they are ('teacher', the default) or refitted to each face's "
         "human points first ('refitted')",
+    )
+    train_photo.add_argument(
+        "--whitening",
+        choices=("augmented", "plain"),
+        help="scale the parameter losses by the targets' spread under augmentation ('augmented', the "
+        "default) or before it ('plain', how runs before 2026-11-22 trained)",
     )
     train_photo.add_argument("--seed", type=int, default=0)
     train_photo.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -16,6 +16,7 @@ from facegraph.errors import InputError
 from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.models.crop_regressor import CropRegressor
 from facegraph.models.synergynet import load_synergynet, read_figures
+from facegraph.morphable.bfm import ParamWhitening
 from facegraph.nn.mobilenet_v1 import MobileNetV1
 from facegraph.schemes.registry import get_scheme
 from facegraph.train.conventions import to_teacher_convention
@@ -32,6 +33,7 @@ from facegraph.train.synergynet import (
     move_params,
     nme_percent,
     refitted_labels,
+    target_whitening,
     to_y_down,
     train_synergynet,
     warp_images,
@@ -407,6 +409,53 @@ def test_training_on_refitted_targets_trains_on_them_and_resumes_only_on_them(cr
             crops, teacher, morphable, tmp_path, replace(config, epochs=2, targets="teacher"),
             resume=True, device="cpu", progress=False,
         )  # fmt: skip
+
+
+def test_augmented_whitening_gives_every_augmented_camera_number_a_unit_spread():
+    n = 400
+    plain = _camera_params(n, seed=1)
+    plain[:, 11] = -66.0 + np.random.default_rng(2).normal(0, 0.01, n)  # the teacher's near-constant t_z
+    mirrored = _camera_params(n, seed=3)
+    mirrored[:, 11] = plain[:, 11]
+    config = get_config("facegraph-photo")
+    rng = np.random.default_rng(4)  # augmentations as training draws them
+    drawn = np.where((rng.random(n) < config.flip)[:, None], mirrored, plain)
+    moved = move_params(drawn, *_similarity(rng, config, n))
+    augmented = target_whitening((plain, mirrored), np.arange(n), config, seed=0)
+    spread = ((moved - augmented.mean) / augmented.std)[:, :12].std(0)
+    assert np.all((spread > 0.8) & (spread < 1.25)), spread
+    old = target_whitening((plain, mirrored), np.arange(n), replace(config, whitening="plain"), seed=0)
+    assert ((moved - old.mean) / old.std)[:, 11].std() > 100  # t_z would swamp the parameter losses
+    np.testing.assert_array_equal(augmented.std[12:], old.std[12:])  # augmentation leaves shapes alone
+
+
+def test_fine_tuning_an_older_run_into_another_whitening_keeps_every_predicted_parameter(crops, tmp_path):
+    morphable = synthetic_morphable()
+    teacher = _teacher(morphable)
+    plain = replace(TINY, whitening="plain")
+    train_synergynet(crops, teacher, morphable, tmp_path / "a", plain, device="cpu", progress=False)
+    before = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    older = {key: value for key, value in before.items() if not key.startswith("param_")}
+    torch.save(older, tmp_path / "older.pt")  # checkpoints before 2026-11-22 did not store their whitening
+    frozen = replace(TINY, lr=0.0)  # a zero learning rate: only the change of whitening moves the heads
+    train_synergynet(
+        crops, teacher, morphable, tmp_path / "b", frozen, device="cpu", progress=False,
+        init=tmp_path / "older.pt",
+    )  # fmt: skip
+    after = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    old, new = (ParamWhitening(s["param_mean"].numpy(), s["param_std"].numpy()) for s in (before, after))
+    assert np.abs(np.log(new.std[:12] / old.std[:12])).max() > 0.05
+    layers = {"image.backbone.heads.camera": 0, "image.backbone.heads.shape": 12}
+    layers |= {"image.backbone.heads.expression": 52, "reverse.head.2": 0}
+    for name, first in layers.items():
+        inputs = torch.randn(5, before["nets"][f"{name}.weight"].shape[1])
+        outputs = []
+        for state, whitening in ((before, old), (after, new)):
+            weight, bias = state["nets"][f"{name}.weight"], state["nets"][f"{name}.bias"]
+            white = torch.nn.functional.linear(inputs, weight, bias)
+            rows = slice(first, first + white.shape[1])
+            outputs.append(white.numpy() * whitening.std[rows] + whitening.mean[rows])
+        np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-4, atol=1e-6 * np.abs(outputs[0]).max())
 
 
 def test_refitted_mirror_targets_are_the_mirror_images_of_the_refitted_ones():

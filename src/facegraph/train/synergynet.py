@@ -13,6 +13,10 @@ refiner (x 0.05 each), root mean square error of the whitened parameters (x 0.02
 network's parameters against the targets (x 0.02) and against the prediction (x 0.001), all 62 against
 all 62. facegraph adds: Wing on the landmark head (x 0.05), and Wing in 2D between the human-labelled
 points and the landmarks decoded from the parameters and from the landmark head (``human_weight``).
+The parameters are whitened by their mean and spread over the training targets as augmentation moves
+them (``whitening="augmented"``): measured before augmentation, the depth offset's spread is so small
+that the image scale's effect on it alone made up nearly all of the parameter losses (runs before
+2026-11-22, ``"plain"``). Fine-tuning from such a run converts its output layers to the new whitening.
 
 Conventions. Annotators and the teacher's 3DMM keypoints disagree on average about where some points
 lie (AFLW's chin sits higher than the model's contour point 8; 300-W's inner brow ends lie nearer the
@@ -48,7 +52,7 @@ from facegraph.io.atomic import atomic_path
 from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.models.crop_regressor import CropRegressor, regress_params
 from facegraph.models.synergynet import LandmarkWhitening, save_synergynet
-from facegraph.morphable.bfm import N_CAMERA, MorphableModel, ParamWhitening
+from facegraph.morphable.bfm import N_CAMERA, N_SHAPE, MorphableModel, ParamWhitening
 from facegraph.nn.synergynet import LandmarkRefiner, LandmarksToParams, SynergyNet, wing_loss
 from facegraph.schemes.registry import get_scheme
 from facegraph.train.conventions import fit_convention_offsets, to_teacher_convention
@@ -62,6 +66,8 @@ MIRROR_X = CROP_SIZE - 1 + 2 * PIXEL_OFFSET
 MIN_STD = 1e-6  # whitening never divides by a zero spread
 HUMAN_CONVENTIONS = ("teacher", "annotators")
 TARGETS = ("teacher", "refitted")
+WHITENINGS = ("augmented", "plain")
+WHITENING_DRAWS = 4  # augmentations drawn per training face to measure the cameras' spread
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class PhotoTrainConfig:
     human_convention: str = "annotators"  # or "teacher": human points moved into its convention first
     targets: str = "teacher"  # or "refitted": the teacher's fits refitted to the human points
     refit_strength: float = DEFAULT_STRENGTH
+    whitening: str = "augmented"  # or "plain": the spread before augmentation (runs before 2026-11-22)
     max_rotation: float = 15.0  # degrees
     scale_range: float = 0.08
     shift: float = 0.05  # of the crop size
@@ -95,6 +102,8 @@ class PhotoTrainConfig:
             raise InputError(f"unknown human convention {self.human_convention!r}; known: {known}")
         if self.targets not in TARGETS:
             raise InputError(f"unknown targets {self.targets!r}; known: {', '.join(TARGETS)}")
+        if self.whitening not in WHITENINGS:
+            raise InputError(f"unknown whitening {self.whitening!r}; known: {', '.join(WHITENINGS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -178,6 +187,37 @@ def move_params(params: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def target_whitening(
+    labels: tuple[np.ndarray, np.ndarray], train_idx: np.ndarray, config: PhotoTrainConfig, seed: int
+) -> ParamWhitening:
+    """The parameters' mean and spread over the training faces. With ``config.whitening ==
+    "augmented"`` the 12 camera numbers are measured as augmentation moves them (flips, rotations,
+    scales, shifts; ``WHITENING_DRAWS`` per face): a scale moves the depth offset t_z by up to
+    ``scale_range`` x 66, about 700 times its unaugmented spread, which would otherwise dominate the
+    root mean square of the parameter losses while leaving every 2D point where it is."""
+    params = labels[0][train_idx]
+    mean, std = params.mean(0), np.maximum(params.std(0), MIN_STD)
+    if config.whitening == "augmented":
+        rng = np.random.default_rng([seed, len(train_idx)])
+        faces = np.tile(train_idx, WHITENING_DRAWS)
+        flipped = rng.random(len(faces)) < config.flip
+        drawn = np.where(flipped[:, None], labels[1][faces], labels[0][faces])
+        cameras = move_params(drawn, *_similarity(rng, config, len(faces)))[:, :N_CAMERA]
+        mean[:N_CAMERA], std[:N_CAMERA] = cameras.mean(0), np.maximum(cameras.std(0), MIN_STD)
+    return ParamWhitening(mean, std)
+
+
+@torch.no_grad()
+def rewhiten_outputs(layer: torch.nn.Linear, first: int, old: ParamWhitening, new: ParamWhitening) -> None:
+    """Change a linear layer whose outputs are parameters ``first``.. whitened by ``old`` so that it
+    gives the same parameters whitened by ``new``."""
+    rows = slice(first, first + layer.out_features)
+    ratio = torch.as_tensor(old.std[rows] / new.std[rows], dtype=layer.weight.dtype)
+    shift = torch.as_tensor((old.mean[rows] - new.mean[rows]) / new.std[rows], dtype=layer.weight.dtype)
+    layer.weight.mul_(ratio.to(layer.weight.device)[:, None])
+    layer.bias.copy_(layer.bias * ratio.to(layer.bias.device) + shift.to(layer.bias.device))
+
+
 def mirror_points(points: np.ndarray, flip_order: np.ndarray) -> np.ndarray:
     """(N, 68, 2) crop points as they lie on the mirrored crops (partners swapped, x mirrored)."""
     mirrored = points[:, flip_order].copy()
@@ -248,6 +288,14 @@ class Networks(torch.nn.Module):
         self.image = SynergyNet(width)
         self.refiner = LandmarkRefiner(self.image.feature_dim)
         self.reverse = LandmarksToParams()
+
+    def rewhiten(self, old: ParamWhitening, new: ParamWhitening) -> None:
+        """Keep every parameter output's meaning when the whitening changes from ``old`` to ``new``."""
+        heads = self.image.backbone.heads
+        rewhiten_outputs(heads["camera"], 0, old, new)
+        rewhiten_outputs(heads["shape"], N_CAMERA, old, new)
+        rewhiten_outputs(heads["expression"], N_CAMERA + N_SHAPE, old, new)
+        rewhiten_outputs(self.reverse.head[-1], 0, old, new)
 
 
 def losses(
@@ -351,13 +399,17 @@ def _schedule(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def _load_nets(nets: Networks, path: Path, device: torch.device) -> None:
-    """Every network's weights from a run's ``last.pt`` (a user file: tensors only, checked)."""
+def _load_nets(nets: Networks, path: Path, device: torch.device) -> ParamWhitening | None:
+    """Every network's weights from a run's ``last.pt`` (a user file: tensors only, checked), and the
+    whitening they were trained with (None for checkpoints from before it was stored)."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
         nets.load_state_dict(state["nets"])
     except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as exc:
         raise InputError(f"not a checkpoint of this network ({str(exc).splitlines()[0]})", path) from exc
+    if "param_mean" not in state:
+        return None
+    return ParamWhitening(state["param_mean"].cpu().numpy(), state["param_std"].cpu().numpy())
 
 
 def train_synergynet(
@@ -386,7 +438,8 @@ def train_synergynet(
     morphable = morphable.to(dev)
     labels = cached_teacher_labels(teacher, data, out / "teacher-labels.npz", progress)
     train_idx, val_idx = split_by_group(data.groups, config.val_fraction, seed)
-    whitening = ParamWhitening(labels[0][train_idx].mean(0), np.maximum(labels[0][train_idx].std(0), MIN_STD))
+    plain_whitening = target_whitening(labels, train_idx, replace(config, whitening="plain"), seed)
+    whitening = target_whitening(labels, train_idx, config, seed)
     with torch.inference_mode():
         teacher_points = morphable.landmarks(torch.as_tensor(labels[0], device=dev)).cpu().numpy()
     landmark_whitening = LandmarkWhitening(
@@ -409,7 +462,7 @@ def train_synergynet(
     val_refitted = None
     if config.targets == "refitted":
         strength = config.refit_strength
-        labels = refitted_labels(labels, data.points, whitening.std, morphable, strength, flip_order)
+        labels = refitted_labels(labels, data.points, plain_whitening.std, morphable, strength, flip_order)
         with torch.inference_mode():
             refitted_points = morphable.landmarks(torch.as_tensor(labels[0][val_idx], device=dev))
         val_refitted = to_y_down(refitted_points).cpu().numpy()
@@ -417,7 +470,7 @@ def train_synergynet(
 
     nets = Networks(config.width).to(dev).to(memory_format=torch.channels_last)
     if init is not None:
-        _load_nets(nets, init, dev)
+        nets.rewhiten(_load_nets(nets, init, dev) or plain_whitening, whitening)
     if config.optimizer == "sgd":
         optimiser = torch.optim.SGD(
             nets.parameters(), config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
@@ -431,7 +484,7 @@ def train_synergynet(
     start_epoch = 0
     if resume and (out / "last.pt").is_file():
         state = torch.load(out / "last.pt", map_location=dev, weights_only=True)
-        check_resumable(state, config.to_dict(), out / "last.pt")
+        check_resumable(state, config.to_dict(), out / "last.pt", older={"whitening": "plain"})
         nets.load_state_dict(state["nets"])
         optimiser.load_state_dict(state["optimiser"])
         start_epoch = int(state["epoch"]) + 1
@@ -494,7 +547,8 @@ def train_synergynet(
             )  # fmt: skip
         with atomic_path(out / "last.pt") as tmp:
             checkpoint = {"nets": nets.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch}
-            torch.save({**checkpoint, "config": json.dumps(config.to_dict())}, tmp)
+            stats = {f"param_{k}": torch.from_numpy(getattr(whitening, k)) for k in ("mean", "std")}
+            torch.save({**checkpoint, **stats, "config": json.dumps(config.to_dict())}, tmp)
         text = json.dumps({"config": config.to_dict(), "reference": reference, "epochs": history}, indent=1)
         with atomic_path(out / "history.json") as tmp:
             tmp.write_text(text)
