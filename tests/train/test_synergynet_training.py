@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file
 
 import facegraph.train.synergynet as synergynet_training
 from facegraph.datasets.face_crops import FaceCrops, split_by_group
@@ -443,19 +445,64 @@ def test_fine_tuning_an_older_run_into_another_whitening_keeps_every_predicted_p
         init=tmp_path / "older.pt",
     )  # fmt: skip
     after = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
-    old, new = (ParamWhitening(s["param_mean"].numpy(), s["param_std"].numpy()) for s in (before, after))
+    old, new = (_whitening_of(state) for state in (before, after))
     assert np.abs(np.log(new.std[:12] / old.std[:12])).max() > 0.05
+    _assert_same_parameters(before, after)
+    shipped = load_file(tmp_path / "b" / "best.safetensors")
+    np.testing.assert_array_equal(shipped["param_std"], new.std)  # the weights carry what they trained with
+    # and back, from a checkpoint that stores its whitening
+    train_synergynet(
+        crops, teacher, morphable, tmp_path / "c", replace(frozen, whitening="plain"), device="cpu",
+        progress=False, init=tmp_path / "b" / "last.pt",
+    )  # fmt: skip
+    _assert_same_parameters(after, torch.load(tmp_path / "c" / "last.pt", weights_only=True))
+
+
+def _whitening_of(state: dict) -> ParamWhitening:
+    return ParamWhitening(state["param_mean"].numpy(), state["param_std"].numpy())
+
+
+def _assert_same_parameters(before: dict, after: dict) -> None:
+    """The parameter outputs of two checkpoints' heads, unwhitened, agree on the same features."""
     layers = {"image.backbone.heads.camera": 0, "image.backbone.heads.shape": 12}
     layers |= {"image.backbone.heads.expression": 52, "reverse.head.2": 0}
     for name, first in layers.items():
         inputs = torch.randn(5, before["nets"][f"{name}.weight"].shape[1])
         outputs = []
-        for state, whitening in ((before, old), (after, new)):
+        for state in (before, after):
             weight, bias = state["nets"][f"{name}.weight"], state["nets"][f"{name}.bias"]
-            white = torch.nn.functional.linear(inputs, weight, bias)
+            white = torch.nn.functional.linear(inputs, weight, bias).numpy()
             rows = slice(first, first + white.shape[1])
-            outputs.append(white.numpy() * whitening.std[rows] + whitening.mean[rows])
+            outputs.append(white * _whitening_of(state).std[rows] + _whitening_of(state).mean[rows])
         np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-4, atol=1e-6 * np.abs(outputs[0]).max())
+
+
+def test_resuming_an_older_run_refuses_another_whitening(crops, tmp_path):
+    morphable = synthetic_morphable()
+    teacher = _teacher(morphable)
+    plain = replace(TINY, whitening="plain")
+    train_synergynet(crops, teacher, morphable, tmp_path, plain, device="cpu", progress=False)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    older = {key: value for key, value in state.items() if key not in ("config", "param_mean", "param_std")}
+    torch.save(older, tmp_path / "last.pt")  # as the first checkpoints were: weights and optimiser only
+    with pytest.raises(InputError, match="other whitening"):
+        train_synergynet(
+            crops, teacher, morphable, tmp_path, replace(TINY, epochs=2), resume=True, device="cpu",
+            progress=False,
+        )  # fmt: skip
+    train_synergynet(
+        crops, teacher, morphable, tmp_path, replace(plain, epochs=2), resume=True, device="cpu",
+        progress=False,
+    )  # fmt: skip
+    assert len(json.loads((tmp_path / "history.json").read_text())["epochs"]) == 2
+
+
+def test_fine_tuning_refuses_a_run_trained_on_other_faces():
+    nets = synergynet_training.Networks(0.35)
+    mine = ParamWhitening(np.zeros(62), np.ones(62))
+    theirs = ParamWhitening(np.zeros(62), np.r_[np.ones(12), np.full(50, 2.0)])
+    with pytest.raises(InputError, match="other faces"):
+        nets.rewhiten(theirs, mine, Path("last.pt"))
 
 
 def test_refitted_mirror_targets_are_the_mirror_images_of_the_refitted_ones():

@@ -192,9 +192,10 @@ def target_whitening(
 ) -> ParamWhitening:
     """The parameters' mean and spread over the training faces. With ``config.whitening ==
     "augmented"`` the 12 camera numbers are measured as augmentation moves them (flips, rotations,
-    scales, shifts; ``WHITENING_DRAWS`` per face): a scale moves the depth offset t_z by up to
-    ``scale_range`` x 66, about 700 times its unaugmented spread, which would otherwise dominate the
-    root mean square of the parameter losses while leaving every 2D point where it is."""
+    scales, shifts; ``WHITENING_DRAWS`` per face): a scale moves the depth offset t_z (about -66) by up
+    to ``scale_range`` x 66, so that t_z spreads about 700 times wider under augmentation than without;
+    whitened by the plain spread it would dominate the root mean square of the parameter losses while
+    leaving every 2D point where it is."""
     params = labels[0][train_idx]
     mean, std = params.mean(0), np.maximum(params.std(0), MIN_STD)
     if config.whitening == "augmented":
@@ -205,6 +206,11 @@ def target_whitening(
         cameras = move_params(drawn, *_similarity(rng, config, len(faces)))[:, :N_CAMERA]
         mean[:N_CAMERA], std[:N_CAMERA] = cameras.mean(0), np.maximum(cameras.std(0), MIN_STD)
     return ParamWhitening(mean, std)
+
+
+def same_whitening(a: ParamWhitening, b: ParamWhitening, rows: slice = slice(None)) -> bool:
+    """Whether two whitenings agree on parameters ``rows``."""
+    return bool(np.allclose(a.mean[rows], b.mean[rows]) and np.allclose(a.std[rows], b.std[rows]))
 
 
 @torch.no_grad()
@@ -289,8 +295,12 @@ class Networks(torch.nn.Module):
         self.refiner = LandmarkRefiner(self.image.feature_dim)
         self.reverse = LandmarksToParams()
 
-    def rewhiten(self, old: ParamWhitening, new: ParamWhitening) -> None:
-        """Keep every parameter output's meaning when the whitening changes from ``old`` to ``new``."""
+    def rewhiten(self, old: ParamWhitening, new: ParamWhitening, path: Path) -> None:
+        """Keep every parameter output's meaning when the whitening changes from ``old`` (that of the
+        checkpoint at ``path``) to ``new``. The refiner reads the whitened shape and expression codes,
+        so those statistics must be the same: same data, same seed."""
+        if not same_whitening(old, new, slice(N_CAMERA, None)):
+            raise InputError("the run was trained on other faces; fine-tune with its data and --seed", path)
         heads = self.image.backbone.heads
         rewhiten_outputs(heads["camera"], 0, old, new)
         rewhiten_outputs(heads["shape"], N_CAMERA, old, new)
@@ -399,6 +409,13 @@ def _schedule(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def _stored_whitening(state: dict) -> ParamWhitening | None:
+    """The whitening a ``last.pt`` was trained with (None for checkpoints from before it was stored)."""
+    if "param_mean" not in state:
+        return None
+    return ParamWhitening(state["param_mean"].cpu().numpy(), state["param_std"].cpu().numpy())
+
+
 def _load_nets(nets: Networks, path: Path, device: torch.device) -> ParamWhitening | None:
     """Every network's weights from a run's ``last.pt`` (a user file: tensors only, checked), and the
     whitening they were trained with (None for checkpoints from before it was stored)."""
@@ -407,9 +424,7 @@ def _load_nets(nets: Networks, path: Path, device: torch.device) -> ParamWhiteni
         nets.load_state_dict(state["nets"])
     except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as exc:
         raise InputError(f"not a checkpoint of this network ({str(exc).splitlines()[0]})", path) from exc
-    if "param_mean" not in state:
-        return None
-    return ParamWhitening(state["param_mean"].cpu().numpy(), state["param_std"].cpu().numpy())
+    return _stored_whitening(state)
 
 
 def train_synergynet(
@@ -470,7 +485,7 @@ def train_synergynet(
 
     nets = Networks(config.width).to(dev).to(memory_format=torch.channels_last)
     if init is not None:
-        nets.rewhiten(_load_nets(nets, init, dev) or plain_whitening, whitening)
+        nets.rewhiten(_load_nets(nets, init, dev) or plain_whitening, whitening, init)
     if config.optimizer == "sgd":
         optimiser = torch.optim.SGD(
             nets.parameters(), config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
@@ -485,6 +500,8 @@ def train_synergynet(
     if resume and (out / "last.pt").is_file():
         state = torch.load(out / "last.pt", map_location=dev, weights_only=True)
         check_resumable(state, config.to_dict(), out / "last.pt", older={"whitening": "plain"})
+        if not same_whitening(_stored_whitening(state) or plain_whitening, whitening):
+            raise InputError("the run was trained with other whitening; resume it as it was", out / "last.pt")
         nets.load_state_dict(state["nets"])
         optimiser.load_state_dict(state["optimiser"])
         start_epoch = int(state["epoch"]) + 1
