@@ -6,6 +6,7 @@ import scipy.io
 
 from facegraph.geometry.pose import (
     aflw_pose_para_to_pose,
+    matrices_to_angles,
     matrix_to_pose,
     nearest_rotation,
     pose_to_matrix,
@@ -68,3 +69,13 @@ def test_convention_matches_aflw2000_3d_pose_para_on_real_faces():
     # a mean shape fits each face to within a few degrees; a wrong convention misses by tens
     assert np.median(errors) < 2.5
     assert np.percentile(errors, 90) < 6.0
+
+
+def test_batched_angles_match_one_at_a_time():
+    angles = [(0, 0, 0), (30, -20, 10), (-75, 40, -60), (90, 20, 30), (-10, 80, 170)]
+    rotations = np.stack([pose_to_matrix(HeadPose(*a)) for a in angles])
+    scaled = 2.5 * rotations + 1e-4 * np.random.default_rng(1).normal(size=rotations.shape)
+    batched = matrices_to_angles(nearest_rotation(scaled))
+    single = [matrix_to_pose(nearest_rotation(m)) for m in scaled]
+    assert batched == pytest.approx(np.array([[p.yaw, p.pitch, p.roll] for p in single]), abs=1e-12)
+    assert batched[3, 2] == 0.0  # gimbal lock: roll reported as 0

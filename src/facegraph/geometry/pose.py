@@ -62,24 +62,27 @@ def matrix_to_pose(rotation: np.ndarray) -> HeadPose:
 
     At |yaw| = 90 degrees pitch and roll are not separable; roll is then reported as 0.
     """
-    r = np.asarray(rotation, dtype=np.float64)
+    return HeadPose(*matrices_to_angles(rotation))
+
+
+def matrices_to_angles(rotations: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotations (model -> camera) -> (..., 3) yaw, pitch, roll in degrees, as
+    ``matrix_to_pose`` gives them, for a whole batch at once."""
+    r = np.asarray(rotations, dtype=np.float64)
     # R^T = Rz(roll) Ry(yaw) Rx(pitch): a Z-Y-X decomposition of the transpose.
-    sin_yaw = np.clip(-r[0, 2], -1.0, 1.0)
-    yaw = np.arcsin(sin_yaw)
-    if abs(abs(sin_yaw) - 1.0) > GIMBAL_EPS:
-        pitch = np.arctan2(r[1, 2], r[2, 2])
-        roll = np.arctan2(r[0, 1], r[0, 0])
-    else:
-        roll = 0.0
-        pitch = np.arctan2(-r[2, 1], r[1, 1])
-    return HeadPose(*np.degrees([yaw, pitch, roll]))
+    sin_yaw = np.clip(-r[..., 0, 2], -1.0, 1.0)
+    gimbal = np.abs(np.abs(sin_yaw) - 1.0) <= GIMBAL_EPS
+    pitch = np.where(gimbal, np.arctan2(-r[..., 2, 1], r[..., 1, 1]), np.arctan2(r[..., 1, 2], r[..., 2, 2]))
+    roll = np.where(gimbal, 0.0, np.arctan2(r[..., 0, 1], r[..., 0, 0]))
+    return np.degrees(np.stack([np.arcsin(sin_yaw), pitch, roll], axis=-1))
 
 
 def nearest_rotation(matrix: np.ndarray) -> np.ndarray:
-    """The rotation closest (Frobenius) to a 3x3 matrix, e.g. a regressed scaled-rotation camera."""
+    """The rotation closest (Frobenius) to a 3x3 matrix, e.g. a regressed scaled-rotation camera;
+    (..., 3, 3) batches too."""
     u, _, vt = np.linalg.svd(np.asarray(matrix, dtype=np.float64))
-    d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt
+    u[..., :, 2] *= np.sign(np.linalg.det(u @ vt))[..., None]
+    return u @ vt
 
 
 def aflw_pose_para_to_pose(pose_para: np.ndarray) -> HeadPose:

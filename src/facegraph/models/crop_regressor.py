@@ -15,7 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from facegraph.geometry.crops import crop_to_image
-from facegraph.geometry.pose import matrix_to_pose, nearest_rotation
+from facegraph.geometry.pose import matrices_to_angles, nearest_rotation
 from facegraph.morphable.bfm import MorphableModel, ParamWhitening, split_params
 
 
@@ -74,8 +74,7 @@ class CropRegressor(nn.Module):
 def poses_from_params(params: np.ndarray) -> np.ndarray:
     """(B, 62) parameters -> (B, 3) yaw, pitch, roll in degrees of their cameras' rotations."""
     scaled_rotations, _, _, _ = split_params(torch.as_tensor(params, dtype=torch.float64))
-    poses = [matrix_to_pose(nearest_rotation(r.numpy())) for r in scaled_rotations]
-    return np.array([[p.yaw, p.pitch, p.roll] for p in poses])
+    return matrices_to_angles(nearest_rotation(scaled_rotations.numpy())).reshape(-1, 3)
 
 
 @torch.inference_mode()

@@ -145,11 +145,22 @@ class OnnxSession:
         return self.metadata.get(PRECISION_KEY, "unknown")
 
 
+def onnx_input(crops: np.ndarray) -> np.ndarray:
+    """(B, H, W, 3) uint8 RGB crops -> the graph's contiguous (B, 3, H, W) float32 input, normalised
+    as ``SynergyRegressor.normalise`` does, in one pass over memory (a third of a batched int8 run's
+    time went to the PyTorch route and its copies)."""
+    crops = np.asarray(crops)
+    images = np.empty((len(crops), 3, *crops.shape[1:3]), dtype=np.float32)
+    np.subtract(crops.transpose(0, 3, 1, 2), np.float32(127.5), out=images, casting="unsafe")
+    images *= np.float32(1 / 128)
+    return images
+
+
 def predict_onnx(
     session: OnnxSession, model: SynergyRegressor, crops: np.ndarray, boxes: np.ndarray
 ) -> CropPrediction:
     """``model.predict`` with the image network run by ONNX Runtime (whitening and decoding shared)."""
-    params_white, landmarks_white = session.run(model.normalise(crops).cpu().numpy())
+    params_white, landmarks_white = session.run(onnx_input(crops))
     return model.decode(torch.from_numpy(params_white), torch.from_numpy(landmarks_white), boxes)
 
 
@@ -194,7 +205,7 @@ def quantize_int8(
     path = Path(path)
     if len(crops) == 0:
         raise InputError("no face crops to calibrate the int8 model on")
-    images = model.normalise(crops).cpu().numpy()
+    images = onnx_input(crops)
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
