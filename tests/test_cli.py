@@ -263,3 +263,10 @@ def test_demo_writes_the_files_it_lists(tmp_path: Path, capsys) -> None:
         assert annotated.size == (817, 1024)
     landmarks = json.loads((out / "einstein.json").read_text())
     assert len(landmarks["points"]) == 68
+
+
+def test_train_synergynet_refuses_a_negative_augmentation_factor_before_loading_anything(tmp_path, capsys):
+    argv = ["train", "synergynet", "--out", str(tmp_path / "run"), "--teacher-weights", str(tmp_path)]
+    err = user_error([*argv, "--augmentation", "-1"], capsys)
+    assert "augmentation factor must be a number >= 0" in err
+    assert not (tmp_path / "run").exists()

@@ -614,7 +614,7 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
     from facegraph.datasets.face_crops import concatenate, load_aflw_train, load_faces68_crops
     from facegraph.models.registry import load_model
     from facegraph.morphable.bfm import load_bfm
-    from facegraph.train.synergynet import get_config, train_synergynet
+    from facegraph.train.synergynet import get_config, scale_augmentation, train_synergynet
 
     config = get_config(args.config)
     if args.epochs is not None:
@@ -627,6 +627,8 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
         config = replace(config, targets=args.targets)
     if args.whitening is not None:
         config = replace(config, whitening=args.whitening)
+    if args.augmentation is not None:
+        config = scale_augmentation(config, args.augmentation)
     init = Path(args.init) if args.init else None
     if init is not None and not init.is_file():
         raise InputError("checkpoint not found", init)
@@ -844,7 +846,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_photo.add_argument("--epochs", type=int, help="override the configuration's epochs")
     train_photo.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
     train_photo.add_argument(
-        "--init", help="start every network from another run's last.pt (fine-tuning; keep its --seed)"
+        "--init",
+        help="start from another run's last.pt (every network) or a weights file such as the shipped "
+        "one (the image network; fine-tuning; keep its data and --seed)",
     )
     train_photo.add_argument("--learning-rate", type=float, help="override the configuration's learning rate")
     train_photo.add_argument(
@@ -864,6 +868,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("augmented", "plain"),
         help="scale the parameter losses by the targets' spread under augmentation ('augmented', the "
         "default) or before it ('plain', how runs before 2026-11-22 trained)",
+    )
+    train_photo.add_argument(
+        "--augmentation",
+        type=float,
+        metavar="FACTOR",
+        help="scale the configuration's rotation, scale, shift and colour augmentation (flips unchanged)",
     )
     train_photo.add_argument("--seed", type=int, default=0)
     train_photo.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -35,6 +35,7 @@ from facegraph.train.synergynet import (
     move_params,
     nme_percent,
     refitted_labels,
+    scale_augmentation,
     target_whitening,
     to_y_down,
     train_synergynet,
@@ -223,6 +224,25 @@ def test_augmented_image_moves_with_its_human_points(flip):
         assert np.linalg.norm(_centroid(pixels - 1) - (points[i, index] - PIXEL_OFFSET)) < 0.6
 
 
+def test_the_augmentation_factor_scales_rotation_scale_shift_and_colour_but_not_flips():
+    config = get_config("facegraph-photo")
+    half = scale_augmentation(config, 0.5)
+    strengths = (half.max_rotation, half.scale_range, half.shift, half.colour)
+    assert strengths == pytest.approx((7.5, 0.04, 0.025, 0.15))
+    assert half.flip == config.flip
+    assert scale_augmentation(config, 0.0) == replace(STILL, flip=config.flip)
+    a, b = _similarity(np.random.default_rng(0), half, 2000)
+    angles = np.degrees(np.arctan2(a[:, 1, 0], a[:, 0, 0]))
+    assert 7.0 < np.abs(angles).max() <= 7.5
+    assert 0.035 < np.abs(np.linalg.norm(a[:, 0], axis=-1) - 1).max() <= 0.04
+
+
+@pytest.mark.parametrize("factor", [-0.5, float("nan"), float("inf")])
+def test_an_augmentation_factor_that_is_not_a_finite_non_negative_number_is_refused(factor):
+    with pytest.raises(InputError, match="augmentation factor"):
+        scale_augmentation(get_config("facegraph-photo"), factor)
+
+
 def test_augmented_images_are_normalised_like_the_model_input():
     data, labels = _crops_with_labels(_symmetric_morphable(), n=2)
     data.crops[:] = 255
@@ -368,6 +388,61 @@ def test_fine_tuning_starts_every_network_from_the_given_run(crops, tmp_path, mo
     assert any(k.startswith("refiner.") for k in weights) and any(k.startswith("reverse.") for k in weights)
     for key in weights:
         torch.testing.assert_close(after[key], before[key], msg=key)
+
+
+def test_fine_tuning_from_a_weights_file_starts_the_image_network_there_and_reports_its_figures(
+    crops, tmp_path
+):
+    morphable = synthetic_morphable()
+    teacher = _teacher(morphable)
+    first = train_synergynet(crops, teacher, morphable, tmp_path / "a", TINY, device="cpu", progress=False)
+    frozen = replace(TINY, lr=0.0)
+    train_synergynet(
+        crops, teacher, morphable, tmp_path / "b", frozen, device="cpu", progress=False,
+        init=tmp_path / "a" / "best.safetensors",
+    )  # fmt: skip
+    reference = json.loads((tmp_path / "b" / "history.json").read_text())["reference"]
+    assert reference["init_figures"]["nme_human"] == pytest.approx(first["nme_human"], rel=1e-5)
+    shipped = load_file(tmp_path / "a" / "best.safetensors")
+    after = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["nets"]
+    for key, value in shipped.items():
+        if key.startswith("network.") and not key.endswith(
+            ("running_mean", "running_var", "num_batches_tracked")
+        ):
+            torch.testing.assert_close(
+                after["image." + key.removeprefix("network.")], torch.as_tensor(value), msg=key
+            )
+
+
+def test_fine_tuning_refuses_weights_trained_on_other_faces(crops, tmp_path):
+    morphable = synthetic_morphable()
+    teacher = _teacher(morphable)
+    train_synergynet(crops, teacher, morphable, tmp_path / "a", TINY, device="cpu", progress=False)
+    with pytest.raises(InputError, match="trained on other faces"):
+        train_synergynet(
+            crops, teacher, morphable, tmp_path / "b", TINY, seed=1, device="cpu", progress=False,
+            init=tmp_path / "a" / "best.safetensors",
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bfloat16_autocast_runs_on_a_cpu_only_where_the_cpu_computes_it_natively(
+    crops, tmp_path, monkeypatch, native
+):
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, probe, lambda: native, raising=False)
+    requested = []
+    real_autocast = torch.autocast
+
+    def spy(device_type, *args, enabled: bool = True, **kwargs):
+        requested.append(enabled)
+        return real_autocast(device_type, *args, enabled=False, **kwargs)  # the test itself stays quick
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    morphable = synthetic_morphable()
+    config = replace(TINY, bf16_on_cpu=True)
+    train_synergynet(crops, _teacher(morphable), morphable, tmp_path, config, device="cpu", progress=False)
+    assert requested and set(requested) == {native}  # emulated bfloat16 was 10x slower than float32
 
 
 def test_fine_tuning_refuses_a_file_that_is_not_a_checkpoint(crops, tmp_path):
