@@ -30,6 +30,7 @@ from facegraph.train.synergynet import (
     _similarity,
     align_human_points,
     augment,
+    face_nme_percent,
     get_config,
     mirror_points,
     move_params,
@@ -259,6 +260,7 @@ def test_nme_counts_labelled_points_and_labelled_faces_only():
     target[2] = np.nan  # a face without labels
     sizes = np.array([50.0, 100.0, 1.0])
     assert nme_percent(predicted, target, sizes) == pytest.approx((10.0 + 5.0) / 2)
+    np.testing.assert_allclose(face_nme_percent(predicted, target, sizes), [10.0, 5.0, np.nan])
 
 
 def test_box_size_is_the_geometric_mean_of_the_point_box_sides():

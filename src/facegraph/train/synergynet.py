@@ -363,12 +363,18 @@ def losses(
     return terms
 
 
-def nme_percent(predicted: np.ndarray, target: np.ndarray, size: np.ndarray) -> float:
-    """Mean over faces of the mean point error (finite targets only) over ``size``, in percent."""
+def face_nme_percent(predicted: np.ndarray, target: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Each face's mean point error (finite targets only) over ``size``, in percent; NaN for a face
+    with no labelled point."""
     error = np.linalg.norm(predicted - target, axis=-1)
     keep = np.isfinite(error)
-    per_face = np.where(keep, error, 0).sum(1) / np.maximum(keep.sum(1), 1) / size
-    return float(100 * per_face[keep.any(1)].mean())
+    per_face = 100 * np.where(keep, error, 0).sum(1) / np.maximum(keep.sum(1), 1) / size
+    return np.where(keep.any(1), per_face, np.nan)
+
+
+def nme_percent(predicted: np.ndarray, target: np.ndarray, size: np.ndarray) -> float:
+    """Mean over faces of the mean point error (finite targets only) over ``size``, in percent."""
+    return float(np.nanmean(face_nme_percent(predicted, target, size)))
 
 
 def align_human_points(
