@@ -105,7 +105,8 @@ def main() -> None:
         "",
         f"Measured {datetime.date.today().isoformat()} on {machine()}.",
         "",
-        f"Baseline `{baseline.name if args.baseline is None else baseline}` (shipped when not named), "
+        f"Baseline `{baseline.name if args.baseline is None else baseline}` (when not named: the weights "
+        "shipped when this was measured), "
         f"candidate `{candidate}`: {int(labelled.sum())} validation faces of "
         f"{len(np.unique(val.groups))} photos (seed {args.seed}), NME % of the teacher's box against "
         f"the human labels; interval: 95 % bootstrap over photos, {RESAMPLES:,} resamples.",
