@@ -416,11 +416,30 @@ def test_fine_tuning_from_a_weights_file_starts_the_image_network_there_and_repo
             )
 
 
+def test_fine_tuning_from_a_weights_file_with_other_augmentation_keeps_every_predicted_parameter(
+    crops, tmp_path
+):
+    morphable = synthetic_morphable()
+    teacher = _teacher(morphable)
+    train_synergynet(crops, teacher, morphable, tmp_path / "a", TINY, device="cpu", progress=False)
+    frozen = scale_augmentation(replace(TINY, lr=0.0), 0.5)  # the cameras' spread changes, nothing else
+    train_synergynet(
+        crops, teacher, morphable, tmp_path / "b", frozen, device="cpu", progress=False,
+        init=tmp_path / "a" / "best.safetensors",
+    )  # fmt: skip
+    weights = load_file(tmp_path / "a" / "best.safetensors")
+    nets = {"image." + k.removeprefix("network."): torch.as_tensor(v) for k, v in weights.items()}
+    before = {"nets": nets, **{k: torch.as_tensor(weights[k]) for k in ("param_mean", "param_std")}}
+    after = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert np.abs(np.log(_whitening_of(after).std[:12] / _whitening_of(before).std[:12])).max() > 0.05
+    _assert_same_parameters(before, after, image_only=True)
+
+
 def test_fine_tuning_refuses_weights_trained_on_other_faces(crops, tmp_path):
     morphable = synthetic_morphable()
     teacher = _teacher(morphable)
     train_synergynet(crops, teacher, morphable, tmp_path / "a", TINY, device="cpu", progress=False)
-    with pytest.raises(InputError, match="trained on other faces"):
+    with pytest.raises(InputError, match="the weights were trained on other faces"):
         train_synergynet(
             crops, teacher, morphable, tmp_path / "b", TINY, seed=1, device="cpu", progress=False,
             init=tmp_path / "a" / "best.safetensors",
@@ -539,10 +558,10 @@ def _whitening_of(state: dict) -> ParamWhitening:
     return ParamWhitening(state["param_mean"].numpy(), state["param_std"].numpy())
 
 
-def _assert_same_parameters(before: dict, after: dict) -> None:
+def _assert_same_parameters(before: dict, after: dict, image_only: bool = False) -> None:
     """The parameter outputs of two checkpoints' heads, unwhitened, agree on the same features."""
     layers = {"image.backbone.heads.camera": 0, "image.backbone.heads.shape": 12}
-    layers |= {"image.backbone.heads.expression": 52, "reverse.head.2": 0}
+    layers |= {"image.backbone.heads.expression": 52} | ({} if image_only else {"reverse.head.2": 0})
     for name, first in layers.items():
         inputs = torch.randn(5, before["nets"][f"{name}.weight"].shape[1])
         outputs = []

@@ -457,7 +457,10 @@ def _load_nets(
             raise InputError(
                 "the weights were trained on other faces; fine-tune with their data and --seed", path
             )
-        nets.image.load_state_dict(regressor.network.state_dict())
+        try:
+            nets.image.load_state_dict(regressor.network.state_dict())
+        except RuntimeError as exc:
+            raise InputError(f"weights of another width ({str(exc).splitlines()[0]})", path) from None
         return regressor.whitening
     try:
         state = torch.load(path, map_location=device, weights_only=True)
