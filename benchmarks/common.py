@@ -21,7 +21,7 @@ def machine() -> str:
         names = [line for line in lines if line.startswith("model name")]
         cpu = names[0].split(":", 1)[1].strip() if names else cpu
     system = f"{platform.system()} {platform.release()}"
-    vectors = torch.backends.cpu.get_cpu_capability()  # AVX2-only and AVX-512 CPUs differ 3x in speed
+    vectors = torch.backends.cpu.get_cpu_capability()  # speed figures differ 2-5x between them
     return f"{cpu} ({vectors}), {os.cpu_count()} cores, {system}, torch {torch.__version__}"
 
 

@@ -33,24 +33,10 @@ from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.models.crop_regressor import regress_params
 from facegraph.models.registry import load_model
 from facegraph.models.synergynet import bundled_weights, load_synergynet
-from facegraph.morphable.bfm import MorphableModel
-from facegraph.train.synergynet import face_nme_percent, get_config
+from facegraph.train.synergynet import crop_landmarks, face_nme_percent, get_config
 
 SECTION = "synergynet-validation"
 RESAMPLES = 10_000
-
-
-@torch.inference_mode()
-def crop_landmarks(weights: Path, crops: np.ndarray, morphable: MorphableModel) -> dict[str, np.ndarray]:
-    """(N, 68, 2) y-down crop-frame landmarks of one weights file: decoded from its parameters with
-    ``morphable`` and from its landmark head, exactly as the trainer validates."""
-    model = load_synergynet(weights, morphable)
-    decoded, head = [], []
-    for first in range(0, len(crops), 256):
-        out = model.network(model.normalise(crops[first : first + 256]))
-        decoded.append(to_y_down(morphable.landmarks(model.whitening.unwhiten(out["params"]))).numpy())
-        head.append(to_y_down(model.landmark_whitening.unwhiten(out["landmarks"])).numpy())
-    return {"decoded": np.concatenate(decoded), "head": np.concatenate(head)}
 
 
 def paired_interval(difference: np.ndarray, groups: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -86,7 +72,11 @@ def main() -> None:
         size = landmark_box_size(to_y_down(morphable.landmarks(params)).numpy())
     scores = {}
     for name, weights in (("baseline", baseline), ("candidate", candidate)):
-        landmarks = crop_landmarks(weights, val.crops, morphable)
+        model = load_synergynet(weights, morphable)
+        networks = (model.network, val.crops, morphable, model.whitening, model.landmark_whitening)
+        landmarks = dict(
+            zip(("decoded", "head"), crop_landmarks(*networks, torch.device("cpu")), strict=True)
+        )
         scores[name] = {kind: face_nme_percent(p, val.points, size) for kind, p in landmarks.items()}
     labelled = np.isfinite(scores["baseline"]["decoded"])
     rows = []

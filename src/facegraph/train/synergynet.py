@@ -393,6 +393,26 @@ def align_human_points(
 
 
 @torch.inference_mode()
+def crop_landmarks(
+    network: SynergyNet,
+    crops: np.ndarray,
+    morphable: MorphableModel,
+    whitening: ParamWhitening,
+    landmark_whitening: LandmarkWhitening,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 68, 2) y-down crop-frame landmarks of (N, 120, 120, 3) crops: decoded from the parameters
+    with ``morphable``, and from the landmark head (``network`` as it is: put it in eval mode first)."""
+    decoded, head = [], []
+    for first in range(0, len(crops), 256):
+        images = torch.from_numpy(crops[first : first + 256]).permute(0, 3, 1, 2).float().to(device)
+        out = network((images - 127.5) / 128.0)
+        decoded.append(to_y_down(morphable.landmarks(whitening.unwhiten(out["params"]))).cpu().numpy())
+        head.append(to_y_down(landmark_whitening.unwhiten(out["landmarks"])).cpu().numpy())
+    return np.concatenate(decoded), np.concatenate(head)
+
+
+@torch.inference_mode()
 def validate(
     nets: Networks,
     data: FaceCrops,
@@ -409,14 +429,8 @@ def validate(
     points before a change of convention), also against those, and with ``refitted`` (the teacher's
     fits refitted to the human points, all 68), against those."""
     nets.eval()
-    decoded, head = [], []
-    for first in range(0, len(data), 256):
-        images = torch.from_numpy(data.crops[first : first + 256]).permute(0, 3, 1, 2).float().to(device)
-        out = nets.image((images - 127.5) / 128.0)
-        decoded.append(to_y_down(morphable.landmarks(whitening.unwhiten(out["params"]))).cpu().numpy())
-        head.append(to_y_down(landmark_whitening.unwhiten(out["landmarks"])).cpu().numpy())
+    decoded, head = crop_landmarks(nets.image, data.crops, morphable, whitening, landmark_whitening, device)
     nets.train()
-    decoded, head = np.concatenate(decoded), np.concatenate(head)
     size = landmark_box_size(teacher_points)
     figures = {
         "nme_human": nme_percent(decoded, data.points, size),
