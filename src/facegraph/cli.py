@@ -233,7 +233,7 @@ def cmd_mesh(args: argparse.Namespace) -> None:
     reports, failures = [], 0
     for path in _progress(paths, "scans", quiet=args.quiet or len(paths) == 1):
         try:
-            mesh = read_mesh(path)
+            mesh = read_mesh(path, normals=False)
             try:
                 result = landmarker(mesh, refine=args.refine, units=args.units, offsets=offsets)
             except InputError as exc:

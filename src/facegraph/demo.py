@@ -116,7 +116,7 @@ def mesh_demo(out: Path) -> dict[str, Path]:
     from facegraph.mesh.landmarker import MeshLandmarker
     from facegraph.viz.mesh_views import plot_mesh_landmarks
 
-    mesh = read_mesh(sample_path(f"{SCAN}.obj"))
+    mesh = read_mesh(sample_path(f"{SCAN}.obj"), normals=False)
     truth = read_landmarks(sample_path(f"{SCAN}.json")).points
     result = MeshLandmarker()(mesh)
     outputs = {

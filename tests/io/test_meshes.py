@@ -109,3 +109,68 @@ def test_real_textured_obj_keeps_the_file_vertices() -> None:
     mesh = read_mesh(DATA / "menpo3d" / "james.obj")
     assert mesh.vertices.shape == (6393, 3)
     assert mesh.faces.shape[1] == 3 and mesh.faces.max() < 6393
+
+
+def _trimesh_reading(path: Path) -> trimesh.Trimesh:
+    return trimesh.load(path, process=False, force=None, maintain_order=True, skip_materials=True)
+
+
+PLAIN_OBJS = {
+    "bare, an unused vertex": (
+        b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nv 5 5 5\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
+    ),
+    "textured, interleaved": (
+        b"# made by hand\nmtllib a.mtl\n\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nusemtl skin\nvt 0 0\nvt 1 0\n"
+        b"vt 0 1\nf 1/1 3/3 2/2\nvt 0.5 0.5\nf 1/1 2/2 4/4\nf 1/1 4/4 3/3\nf 2/2 3/3 4/4\n"
+    ),
+    "coloured, object and group lines": (
+        b"o head\ng face\ns off\nv 0 0 0 1 0 0\nv 1 0 0 0 1 0\nv 0 1 0 0 0 1\nv 0 0 1 1 1 1\n"
+        b"vt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\nf 1/1 3/3 2/2\nf 1/1 2/2 4/4\nf 1/1 4/4 3/3\nf 2/2 3/3 4/4"
+    ),
+    "v//vn indices": b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1//1 3//1 2//1\nf 1//1 2//1 4//1\n",
+}
+OTHER_OBJS = {
+    "quads": b"v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nv 0 0 1\nf 1 2 3 4\nf 1 2 5\n",
+    "relative indices": b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf -4 -2 -3\nf -4 -3 -1\n",
+    "file normals": b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvn 0 0 1\nvn 0 0 1\nvn 0 0 1\nf 1//1 2//2 3//3\n",
+    "two objects": b"o a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\no b\nv 0 0 1\nv 1 0 1\nv 0 1 1\nf 4 5 6\n",
+    "double spaces and CRLF": b"v  0 0 0\r\nv 1 0 0\r\nv 0 1 0\r\nv 0 0 1\r\nf 1 3 2\r\nf 1  2 4\r\n",
+}
+
+
+@pytest.mark.parametrize("name", PLAIN_OBJS)
+def test_plain_obj_is_read_without_trimesh_as_trimesh_reads_it(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "scan.obj"
+    path.write_bytes(PLAIN_OBJS[name])
+    expected = _trimesh_reading(path)
+    monkeypatch.setattr(trimesh, "load", lambda *args, **kwargs: pytest.fail("trimesh parsed a plain OBJ"))
+    mesh = read_mesh(path)
+    np.testing.assert_array_equal(mesh.vertices, expected.vertices)
+    np.testing.assert_array_equal(mesh.faces, expected.faces)
+    np.testing.assert_allclose(mesh.normals, expected.vertex_normals)
+    assert read_mesh(path, normals=False).normals is None
+
+
+@pytest.mark.parametrize("name", OTHER_OBJS)
+def test_other_obj_goes_to_trimesh_and_reads_as_before(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "scan.obj"
+    path.write_bytes(OTHER_OBJS[name])
+    pieces = _trimesh_reading(path)
+    pieces = list(pieces.dump()) if isinstance(pieces, trimesh.Scene) else [pieces]
+    expected = pieces[0] if len(pieces) == 1 else trimesh.util.concatenate(pieces)
+    mesh = read_mesh(path)
+    np.testing.assert_array_equal(mesh.vertices, expected.vertices)
+    np.testing.assert_array_equal(mesh.faces, expected.faces)
+    np.testing.assert_allclose(mesh.normals, expected.vertex_normals)
+
+
+def test_textured_obj_keeps_an_unused_last_vertex(tmp_path: Path) -> None:
+    """trimesh drops unused vertices at the end of a textured OBJ; the file's count is kept, so vertex
+    indices into it (landmark files) stay valid."""
+    path = tmp_path / "scan.obj"
+    path.write_bytes(PLAIN_OBJS["textured, interleaved"].replace(b"usemtl", b"v 5 5 5\nusemtl"))
+    assert len(_trimesh_reading(path).vertices) == 4
+    mesh = read_mesh(path)
+    assert len(mesh.vertices) == 5 and mesh.faces.max() == 3

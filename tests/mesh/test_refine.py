@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from facegraph.mesh import refine
 from facegraph.mesh.refine import (
     REFINE_METHODS,
     _geodesic_squared_distances,
@@ -93,9 +94,18 @@ def test_closest_point_on_a_triangle_is_on_it_and_nearer_than_any_other_point_of
     assert np.all(np.linalg.norm(closest - points, axis=1) <= sampled + 1e-9)
 
 
-def test_snap_on_a_sphere_matches_the_nearest_point_of_any_face() -> None:
+@pytest.mark.parametrize("pairs_at_once", [1_000_000, 7])
+def test_snap_on_a_sphere_matches_the_nearest_point_of_any_face(
+    pairs_at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also when the search runs in small chunks, and on a mesh with a few long, thin faces (which widen
+    the search for every point)."""
+    monkeypatch.setattr(refine, "SNAP_PAIRS", pairs_at_once)
     sphere = trimesh.creation.icosphere(subdivisions=2, radius=10.0)
     vertices, faces = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    far = len(vertices)
+    vertices = np.concatenate([vertices, [[30.0, 0.0, 0.0], [30.0, 0.5, 0.0]]])
+    faces = np.concatenate([faces, [[0, far, far + 1], [1, far + 1, far]]])
     rng = np.random.default_rng(1)
     estimates = rng.normal(size=(12, 3))
     estimates *= rng.uniform(6.0, 14.0, size=(12, 1)) / np.linalg.norm(estimates, axis=1, keepdims=True)

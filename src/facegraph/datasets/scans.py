@@ -45,9 +45,10 @@ class ScanRecord:
     vertex_indices: np.ndarray | None = None
 
 
-def load_scan(record: ScanRecord) -> tuple[Mesh, np.ndarray | None]:
-    """The record's mesh and (68, 3) landmarks; the landmarks are None when the record has none."""
-    mesh = read_mesh(record.mesh_path)
+def load_scan(record: ScanRecord, normals: bool = True) -> tuple[Mesh, np.ndarray | None]:
+    """The record's mesh and (68, 3) landmarks; the landmarks are None when the record has none.
+    ``normals=False`` skips the mesh's vertex normals (see :func:`facegraph.io.read_mesh`)."""
+    mesh = read_mesh(record.mesh_path, normals=normals)
     if record.vertex_indices is None:
         return mesh, None if record.landmarks is None else record.landmarks.copy()
     indices = record.vertex_indices

@@ -31,7 +31,7 @@ def predict_scans(
     """Run ``predict`` (mesh → (68, 3) landmarks) on every record with ground truth."""
     names, predictions, truths, seconds = [], [], [], []
     for record in tqdm(records, desc="scans", unit="scan", disable=not progress):
-        mesh, truth = load_scan(record)
+        mesh, truth = load_scan(record, normals=False)
         if truth is None:
             continue
         start = time.perf_counter()

@@ -208,7 +208,7 @@ def landmark(
     """
     global _DEFAULT
     if not isinstance(mesh, Mesh):
-        mesh = read_mesh(mesh)
+        mesh = read_mesh(mesh, normals=False)
     if _DEFAULT is None:
         _DEFAULT = MeshLandmarker()
     return _DEFAULT(mesh, refine=refine, units=units, offsets=offsets).to_landmarks()

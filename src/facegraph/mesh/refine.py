@@ -30,6 +30,7 @@ REFINE_METHODS = ("none", "snap", "euclidean", "geodesic")
 N_NEAREST = 16  # candidate vertices when none lies within the search radius
 MIN_PATCH_FACES = 4  # smaller geodesic patches fall back to euclidean distances
 NEGLIGIBLE_SIGMAS = 4.0  # a point this many sigma away has heat exp(-8) < 4e-4: its exact distance is moot
+SNAP_PAIRS = 1_000_000  # (estimate, face) pairs tested at once: bounds the memory snapping takes
 DEGENERATE_AREA = 1e-12  # twice a face's area, relative to the squared bounding-box diagonal
 
 
@@ -138,25 +139,64 @@ def closest_points_on_triangles(
     return np.select([mask[:, None] for mask, _ in regions], [answer for _, answer in regions], inside)
 
 
+def _faces_touching(
+    incidence: sparse.csr_matrix, vertex_lists: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each list of vertices, the faces touching any of them, as (owner, face) pairs sorted by
+    owner, then face."""
+    starts, stops = incidence.indptr[:-1], incidence.indptr[1:]
+    owners, faces = [], []
+    for owner, vertices in enumerate(vertex_lists):
+        lengths = stops[vertices] - starts[vertices]
+        begin = np.repeat(starts[vertices] - np.cumsum(lengths) + lengths, lengths)
+        faces.append(np.unique(incidence.indices[begin + np.arange(lengths.sum())]))
+        owners.append(np.full(len(faces[-1]), owner, dtype=np.int64))
+    return np.concatenate(owners), np.concatenate(faces)
+
+
 def _snap(surface: _Surface, estimates: np.ndarray) -> np.ndarray:
     """The closest surface point to each estimate.
 
     The closest point is no farther than the nearest vertex (distance ``r``), and every corner of the
     triangle holding it lies within ``r`` plus that triangle's longest edge, so searching the faces
-    touching vertices within ``r`` + the mesh's longest edge is exact, and local on a fine mesh.
+    touching vertices within ``r`` + the mesh's longest edge is exact, and local on a fine mesh. Of
+    those, only faces whose bounding sphere (about the centroid) comes within ``r`` can hold it, and
+    only they are tested. All estimates are searched at once, in chunks of at most ``SNAP_PAIRS``
+    (estimate, face) pairs; ties go to the lowest face index.
     """
     vertices, faces = surface.vertices, surface.faces
     incidence = _incidence(faces, len(vertices))
-    longest_edge = np.linalg.norm(vertices[faces] - vertices[np.roll(faces, 1, axis=1)], axis=2).max()
-    nearest_distance, _ = surface.tree.query(estimates)
-    snapped = np.empty_like(estimates)
-    for i, (point, reach) in enumerate(zip(estimates, nearest_distance, strict=True)):
-        touching = np.unique(incidence[surface.near(point, reach + longest_edge)].indices)
-        corners = vertices[faces[touching]]
-        on_faces = closest_points_on_triangles(
-            np.broadcast_to(point, (len(touching), 3)), corners[:, 0], corners[:, 1], corners[:, 2]
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    longest_edge = np.sqrt(
+        max(
+            ((a - b) ** 2).sum(axis=1).max(),
+            ((b - c) ** 2).sum(axis=1).max(),
+            ((c - a) ** 2).sum(axis=1).max(),
         )
-        snapped[i] = on_faces[np.argmin(((on_faces - point) ** 2).sum(axis=1))]
+    )
+    nearest_distance, _ = surface.tree.query(estimates)
+    nearby = surface.tree.query_ball_point(estimates, nearest_distance + longest_edge)
+    vertex_lists = [surface.used[np.asarray(found, dtype=np.int64)] for found in nearby]
+    owners, touching = _faces_touching(incidence, vertex_lists)
+    snapped = np.empty_like(estimates)
+    bounds = np.searchsorted(owners, np.arange(len(estimates) + 1))
+    first = 0
+    while first < len(estimates):
+        last = max(first + 1, int(np.searchsorted(bounds, bounds[first] + SNAP_PAIRS, side="right")) - 1)
+        last = min(last, len(estimates))
+        owner, face = owners[bounds[first] : bounds[last]], touching[bounds[first] : bounds[last]]
+        corners = vertices[faces[face]]
+        centroid = corners.mean(axis=1)
+        sphere = np.linalg.norm(corners - centroid[:, None], axis=2).max(axis=1)
+        reach = nearest_distance[owner]
+        near = np.linalg.norm(estimates[owner] - centroid, axis=1) - sphere <= reach + 1e-9 * (1 + reach)
+        owner, face, corners = owner[near], face[near], corners[near]
+        on_faces = closest_points_on_triangles(estimates[owner], corners[:, 0], corners[:, 1], corners[:, 2])
+        squared = ((on_faces - estimates[owner]) ** 2).sum(axis=1)
+        order = np.lexsort((face, squared, owner))
+        best = order[np.flatnonzero(np.concatenate([[True], owner[order][1:] != owner[order][:-1]]))]
+        snapped[owner[best]] = on_faces[best]
+        first = last
     return snapped
 
 

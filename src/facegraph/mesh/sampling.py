@@ -33,10 +33,26 @@ def face_normals_and_areas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.
     return normals, 0.5 * double_area
 
 
-def _cell_keys(points: np.ndarray, cell: float) -> np.ndarray:
-    """One int64 key per point naming its voxel of the given size."""
-    grid = np.floor((points - points.min(axis=0)) / cell).astype(np.int64)
+def _cell_keys(offsets: np.ndarray, cell: float) -> np.ndarray:
+    """One int64 key per point naming its voxel of the given size; ``offsets`` (N, 3) are the points
+    less their minimum, so never negative (truncation is then the floor)."""
+    grid = (offsets / cell).astype(np.int64)
     return (grid[:, 0] * 2_097_152 + grid[:, 1]) * 2_097_152 + grid[:, 2]
+
+
+def _occupied_cells(keys: np.ndarray) -> int:
+    """How many distinct voxels the keys name (a plain sort: much cheaper than ``np.unique``'s)."""
+    ordered = np.sort(keys)
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
+
+
+def _first_in_each_cell(keys: np.ndarray) -> np.ndarray:
+    """The index of each voxel's first point, in key order (what ``np.unique(..., return_index=True)``
+    gives, without its stable sort)."""
+    order = np.argsort(keys)
+    ordered = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    return np.minimum.reduceat(order, starts)
 
 
 def thin_evenly(
@@ -50,18 +66,20 @@ def thin_evenly(
         return np.arange(len(points))
     order = rng.permutation(len(points))
     shuffled = points[order]
+    shuffled = shuffled - shuffled.min(axis=0)
     guess = cell if cell else np.ptp(points, axis=0).max() / np.sqrt(n)
     low, high = guess / 8, guess * 4
-    best = order[:n]
+    chosen_size = None
     for _ in range(12):
         size = np.sqrt(low * high)
-        _, first = np.unique(_cell_keys(shuffled, size), return_index=True)
-        if len(first) >= n:
-            best, low = order[first], size
-            if len(first) < 1.05 * n:
+        occupied = _occupied_cells(_cell_keys(shuffled, size))
+        if occupied >= n:
+            chosen_size, low = size, size
+            if occupied < 1.05 * n:
                 break
         else:
             high = size
+    best = order[:n] if chosen_size is None else order[_first_in_each_cell(_cell_keys(shuffled, chosen_size))]
     if len(best) > n:
         return rng.choice(best, n, replace=False)
     if len(best) < n:
@@ -133,5 +151,5 @@ def orient_each_outwards(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
 
 def knn_indices(points: np.ndarray, k: int) -> np.ndarray:
     """(N, k) indices of each point's k nearest other points (itself excluded)."""
-    _, idx = cKDTree(points).query(points, k=k + 1)
+    _, idx = cKDTree(points).query(points, k=k + 1, workers=-1)
     return idx[:, 1:].astype(np.int64)
