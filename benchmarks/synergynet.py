@@ -92,9 +92,13 @@ def main() -> None:
     student = ["--model", "synergynet", *(["--weights", args.weights] if args.weights else [])]
     cmd_student, student_report = run([*data, *student, "--bfm", f"{rel}/bfm"], "aflw2000-3d_synergynet")
     cmd_head, head_report = run(data + student, "aflw2000-3d_synergynet-no-bfm")
-    cmd_teacher, teacher_report = run(
-        [*data, "--model", "3ddfa-v2-mb05", "--weights", f"{rel}/3ddfa-v2"], "aflw2000-3d_3ddfa-v2-mb05"
+    teacher = ["--model", "3ddfa-v2-mb05", "--weights", f"{rel}/3ddfa-v2"]
+    cmd_teacher, teacher_report = run([*data, *teacher], "aflw2000-3d_3ddfa-v2-mb05")
+    mirror = ["--mirror-average"]
+    cmd_mirror, mirror_report = run(
+        [*data, *student, "--bfm", f"{rel}/bfm", *mirror], "aflw2000-3d_synergynet-mirror"
     )
+    cmd_teacher_mirror, teacher_mirror_report = run([*data, *teacher, *mirror], "aflw2000-3d_3ddfa-v2-mirror")
     folder = Path("out") / "benchmark-onnx"  # relative to the repository root, where the commands run
     (HERE.parent / folder).mkdir(parents=True, exist_ok=True)
     onnx_files = {"float32": folder / "synergynet.onnx", "int8": folder / "synergynet-int8.onnx"}
@@ -130,6 +134,8 @@ def main() -> None:
         *nme_rows("SynergyNet, shipped, no BFM (landmark head)", head_report),
         *nme_rows("SynergyNet, shipped, int8 ONNX Runtime (BFM decode)", int8_report),
         *nme_rows("3DDFA_V2 x0.5, the teacher (same run)", teacher_report),
+        *nme_rows("SynergyNet, shipped, mirror-averaged (`--mirror-average`)", mirror_report),
+        *nme_rows("3DDFA_V2 x0.5, the teacher, mirror-averaged", teacher_mirror_report),
         "| SynergyNet, published (300W-LP, 680k images) | "
         + " | ".join(f"{PUBLISHED[k]:.2f}" for k in ("0-30", "30-60", "60-90"))
         + f" | **{PUBLISHED['mean']:.2f}** | |",
@@ -142,6 +148,8 @@ def main() -> None:
         pose_row("SynergyNet, shipped", student_report["pose_mae"]),
         pose_row("SynergyNet, shipped, int8 ONNX Runtime", int8_report["pose_mae"]),
         pose_row("3DDFA_V2 x0.5, the teacher", teacher_report["pose_mae"]),
+        pose_row("SynergyNet, shipped, mirror-averaged", mirror_report["pose_mae"]),
+        pose_row("3DDFA_V2 x0.5, the teacher, mirror-averaged", teacher_mirror_report["pose_mae"]),
         pose_row("SynergyNet, published", PUBLISHED_POSE),
         "",
         f"### Speed (faces/s; {SPEED_FACES} crops in memory, network + decoding, "
@@ -151,7 +159,11 @@ def main() -> None:
         "|---|---|---|",
         *speed,
         "",
-        f"Commands: `{cmd_student}`; `{cmd_head}`; `{cmd_teacher}`; `{cmd_export}`; `{cmd_int8}`;"
+        "Mirror-averaged rows predict each face and its mirror image and average their landmarks and pose"
+        " (twice the work; the faces/s below are for one prediction per face).",
+        "",
+        f"Commands: `{cmd_student}`; `{cmd_head}`; `{cmd_teacher}`; `{cmd_mirror}`; `{cmd_teacher_mirror}`;"
+        f" `{cmd_export}`; `{cmd_int8}`;"
         f" `{cmd_int8_eval}`; speed: `.venv/bin/python benchmarks/synergynet.py` (the ONNX files are"
         " the two exports)",
     ]
@@ -162,6 +174,8 @@ def main() -> None:
         "student_no_bfm": head_report,
         "student_int8": int8_report,
         "teacher": teacher_report,
+        "student_mirror_averaged": mirror_report,
+        "teacher_mirror_averaged": teacher_mirror_report,
         "speed_faces_per_second": speed_figures,
     }
     (OUT / "synergynet.json").write_text(json.dumps(summary, indent=2) + "\n")

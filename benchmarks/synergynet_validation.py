@@ -8,6 +8,11 @@ interval from a bootstrap over photos (a photo's faces stay together). AFLW2000-
 is for the final report. Writes the ``synergynet-validation`` section of benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/synergynet_validation.py CANDIDATE [--baseline FILE] [--seed 1]
+        [--mirror-average]
+
+``--mirror-average`` scores the candidate with test-time mirroring (each crop's landmarks averaged with
+those of its mirror image, mirrored back, as ``--mirror-average`` does in the CLI) and writes its own
+section, ``synergynet-validation-mirror``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.models.crop_regressor import regress_params
 from facegraph.models.registry import load_model
 from facegraph.models.synergynet import bundled_weights, load_synergynet
-from facegraph.train.synergynet import crop_landmarks, face_nme_percent, get_config
+from facegraph.schemes import get_scheme
+from facegraph.train.synergynet import crop_landmarks, face_nme_percent, get_config, mirror_points
 
 SECTION = "synergynet-validation"
 RESAMPLES = 10_000
@@ -56,6 +62,9 @@ def main() -> None:
     parser.add_argument("--baseline", help="the weights it would replace (default: the shipped ones)")
     parser.add_argument("--seed", type=int, default=1, help="the training runs' --seed (their split)")
     parser.add_argument("--shared", default=str(HERE.parent.parent / "shared" / "data"))
+    parser.add_argument(
+        "--mirror-average", action="store_true", help="score the candidate with test-time mirroring"
+    )
     args = parser.parse_args()
     shared = Path(args.shared)
     candidate = Path(args.candidate)
@@ -77,6 +86,13 @@ def main() -> None:
         landmarks = dict(
             zip(("decoded", "head"), crop_landmarks(*networks, torch.device("cpu")), strict=True)
         )
+        if name == "candidate" and args.mirror_average:
+            mirrored = crop_landmarks(
+                model.network, val.crops[:, :, ::-1].copy(), *networks[2:], torch.device("cpu")
+            )
+            flip_order = np.asarray(get_scheme("ibug68").flip_order)
+            for kind, points in zip(("decoded", "head"), mirrored, strict=True):
+                landmarks[kind] = (landmarks[kind] + mirror_points(points, flip_order)) / 2
         scores[name] = {kind: face_nme_percent(p, val.points, size) for kind, p in landmarks.items()}
     labelled = np.isfinite(scores["baseline"]["decoded"])
     rows = []
@@ -90,8 +106,9 @@ def main() -> None:
         )
         print(rows[-1])
     command = shlex.join([".venv/bin/python", "benchmarks/synergynet_validation.py", *sys.argv[1:]])
+    mirror = " with test-time mirroring (`--mirror-average`)" if args.mirror_average else ""
     lines = [
-        "## SynergyNet candidates on the validation split (paired)",
+        f"## SynergyNet candidates on the validation split (paired){mirror}",
         "",
         f"Measured {datetime.date.today().isoformat()} on {machine()}.",
         "",
@@ -107,7 +124,7 @@ def main() -> None:
         "",
         f"Command: `{command}`",
     ]
-    write_section(SECTION, "\n".join(lines))
+    write_section(f"{SECTION}-mirror" if args.mirror_average else SECTION, "\n".join(lines))
 
 
 if __name__ == "__main__":

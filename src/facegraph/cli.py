@@ -69,18 +69,24 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def _photo_model(args: argparse.Namespace):
-    """The photo model the arguments name; with ``--onnx FILE`` its image network runs in ONNX Runtime."""
+    """The photo model the arguments name; with ``--onnx FILE`` its image network runs in ONNX Runtime,
+    with ``--mirror-average`` each face is also predicted mirrored and the two averaged."""
     from facegraph.models.registry import load_model
 
     model = load_model(args.model, args.weights, args.bfm)
-    if not args.onnx:
-        return model
-    from facegraph.models.onnx_export import OnnxRegressor, OnnxSession
-    from facegraph.models.synergynet import SynergyRegressor
+    if args.onnx:
+        from facegraph.models.onnx_export import OnnxRegressor, OnnxSession
+        from facegraph.models.synergynet import SynergyRegressor
 
-    if not isinstance(model, SynergyRegressor):
-        raise InputError(f"--onnx runs synergynet's exported network, not {args.model}'s")
-    return OnnxRegressor(model, OnnxSession(args.onnx))
+        if not isinstance(model, SynergyRegressor):
+            raise InputError(f"--onnx runs synergynet's exported network, not {args.model}'s")
+        model = OnnxRegressor(model, OnnxSession(args.onnx))
+    if args.mirror_average:
+        from facegraph.models.crop_regressor import MirrorAveraged
+        from facegraph.schemes import get_scheme
+
+        model = MirrorAveraged(model, get_scheme("ibug68").flip_order)
+    return model
 
 
 def cmd_eval_aflw2000(args: argparse.Namespace) -> None:
@@ -666,6 +672,12 @@ def _add_model_args(parser: argparse.ArgumentParser, default: str | None) -> Non
         "--bfm", help="BFM folder (default: $FACEGRAPH_BFM, else a bfm/ folder beside the weights')"
     )
     parser.add_argument("--onnx", help="synergynet: run its network from this exported ONNX file")
+    parser.add_argument(
+        "--mirror-average",
+        action="store_true",
+        help="predict each face and its mirror image and average their landmarks and pose (twice the work;"
+        " the dense mesh and the parameters stay the face's own)",
+    )
     parser.add_argument("--json", help="write the report as JSON here")
     parser.add_argument("--plot", help="write the cumulative error curves as a PNG here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -888,6 +900,12 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--weights", help="weights (default: the shipped ones)")
     image.add_argument("--bfm", help="BFM folder (default: $FACEGRAPH_BFM); needed for --mesh")
     image.add_argument("--onnx", help="run the network from this `facegraph export onnx` file (ONNX Runtime)")
+    image.add_argument(
+        "--mirror-average",
+        action="store_true",
+        help="predict each face and its mirror image and average their landmarks and pose (twice the work;"
+        " the dense mesh and the parameters stay the face's own)",
+    )
     image.add_argument("--detector", default="dlib-hog", help="face detector (default dlib-hog)")
     image.add_argument(
         "--min-score",

@@ -10,6 +10,10 @@ import numpy as np
 from PIL import Image
 
 LANDMARK_BOX_SCALE = np.sqrt(2.0)
+# Where pixel column j's centre lies in 3DDFA's crop frame (j + CROP_PIXEL_OFFSET): measured from the
+# 3DDFA_V2 peer, whose landmarks on a 120-pixel crop and on its mirror add up to 120.6 = 119 + 2 * offset
+# in x on the training faces. A crop's mirror image then maps x to ``size - 1 + 2 * offset - x``.
+CROP_PIXEL_OFFSET = 0.8
 DETECTOR_BOX_SCALE = 1.58
 DETECTOR_BOX_SHIFT = 0.14
 
@@ -67,3 +71,8 @@ def crop_to_image(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     z = points[..., 2] * ((scale_x + scale_y) / 2)[..., None]
     out[..., 2] = z - z.min(axis=-1, keepdims=True)
     return out
+
+
+def crop_mirror_x(size: int) -> float:
+    """The x at which mirroring an (size x size) crop maps its frame's x: x -> crop_mirror_x(size) - x."""
+    return size - 1 + 2 * CROP_PIXEL_OFFSET

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from facegraph.geometry.crops import crop_to_image
+from facegraph.geometry.crops import crop_mirror_x, crop_to_image
 from facegraph.geometry.pose import matrices_to_angles, nearest_rotation
 from facegraph.morphable.bfm import MorphableModel, ParamWhitening, split_params
 
@@ -84,3 +84,41 @@ def regress_params(model: CropRegressor, crops: np.ndarray, progress: bool, batc
     for first in tqdm(range(0, len(crops), batch), desc="3DMM fits", unit="batch", disable=not progress):
         out.append(model(model.normalise(crops[first : first + batch])).float().cpu().numpy())
     return np.concatenate(out)
+
+
+class MirrorAveraged(nn.Module):
+    """Test-time mirroring: each crop and its mirror image are both predicted, and the mirror's landmarks
+    and head pose, mirrored back, are averaged with the crop's own (twice the work).
+
+    Each face's parameters (and so a dense mesh decoded from them) stay the crop's own prediction: the
+    parameters of a mirrored face are not the mirror of a face's parameters. ``flip_order`` maps each
+    landmark to its left-right partner.
+    """
+
+    def __init__(self, model: nn.Module, flip_order: np.ndarray) -> None:
+        super().__init__()
+        self.model = model
+        self.flip_order = np.asarray(flip_order)
+        self.input_size = model.input_size
+
+    @property
+    def morphable(self) -> MorphableModel | None:
+        return self.model.morphable
+
+    def predict(self, crops: np.ndarray, boxes: np.ndarray) -> CropPrediction:
+        crops, boxes = np.asarray(crops), np.asarray(boxes, dtype=np.float64)
+        n = len(crops)
+        both = self.model.predict(np.concatenate([crops, crops[:, :, ::-1]]), np.concatenate([boxes, boxes]))
+        # x in the crop frame mirrors as crop_mirror_x - x; in the photo, through the box's scale and corner.
+        scale_x = (boxes[:, 2] - boxes[:, 0]) / crops.shape[2]
+        back = both.landmarks[n:, self.flip_order].copy()
+        back[..., 0] = (crop_mirror_x(crops.shape[2]) * scale_x + 2 * boxes[:, 0])[:, None] - back[..., 0]
+        pose = both.pose[n:] * np.array([-1.0, 1.0, -1.0])  # yaw and roll change sign in a mirror
+        return CropPrediction(
+            both.params[:n], (both.landmarks[:n] + back) / 2, _mean_angles(both.pose[:n], pose)
+        )
+
+
+def _mean_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The mean of two angles in degrees, taken the short way round the circle."""
+    return a + ((b - a + 180.0) % 360.0 - 180.0) / 2

@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from facegraph.datasets.face_crops import CROP_SIZE, Y_FLIP, FaceCrops, split_by_group, to_y_down
 from facegraph.errors import InputError
+from facegraph.geometry.crops import CROP_PIXEL_OFFSET, crop_mirror_x
 from facegraph.io.atomic import atomic_path
 from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.models.crop_regressor import CropRegressor, regress_params
@@ -59,10 +60,8 @@ from facegraph.train.conventions import fit_convention_offsets, to_teacher_conve
 from facegraph.train.refit import DEFAULT_STRENGTH, refit_to_points
 from facegraph.train.resume import check_resumable
 
-# Where pixel column j's centre lies in that frame (j + PIXEL_OFFSET): measured from the teacher, whose
-# landmarks on a crop and on its mirror add up to 120.6 = 119 + 2 * offset in x on the training faces.
-PIXEL_OFFSET = 0.8
-MIRROR_X = CROP_SIZE - 1 + 2 * PIXEL_OFFSET
+PIXEL_OFFSET = CROP_PIXEL_OFFSET  # where pixel column j's centre lies in the crop frame (geometry.crops)
+MIRROR_X = crop_mirror_x(CROP_SIZE)
 MIN_STD = 1e-6  # whitening never divides by a zero spread
 HUMAN_CONVENTIONS = ("teacher", "annotators")
 TARGETS = ("teacher", "refitted")
