@@ -192,6 +192,17 @@ def test_registry_builds_synergynet_without_the_bfm(weights, monkeypatch):
     assert model.morphable is None
 
 
+def test_registry_folds_batchnorm_and_predicts_what_the_weights_file_does(weights, monkeypatch):
+    monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
+    model = load_model("synergynet", weights=weights)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.network.modules())
+    crops, boxes = random_crops(2)
+    expected = load_synergynet(weights, None).predict(crops, boxes)
+    actual = model.predict(crops, boxes)
+    np.testing.assert_allclose(actual.landmarks, expected.landmarks, atol=1e-3)
+    np.testing.assert_allclose(actual.pose, expected.pose, atol=1e-3)
+
+
 def test_registry_gives_synergynet_the_bfm_when_one_is_named_or_beside(tmp_path, monkeypatch):
     monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
     weights = write_random_synergynet(tmp_path / "weights" / BUNDLED_NAME)

@@ -12,6 +12,7 @@ from facegraph.models.crop_regressor import CropRegressor
 from facegraph.models.synergynet import BUNDLED_NAME, load_synergynet
 from facegraph.models.tddfa_v2 import CHECKPOINTS, STATS_FILE, load_tddfa_v2
 from facegraph.morphable.bfm import BFM_ENV, MorphableModel, load_bfm
+from facegraph.nn.fusion import fold_batchnorm
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,16 @@ def find_bfm_folder(bfm: str | Path | None, weights: str | Path | None) -> Path 
 def load_model(name: str, weights: str | Path | None = None, bfm: str | Path | None = None) -> CropRegressor:
     """Build a registered model with its weights and the BFM to decode its parameters.
 
-    Models that do not need the BFM get it when one is named or found, else None.
+    Models that do not need the BFM get it when one is named or found, else None. The model is for
+    inference: its batch normalisation is folded into the convolutions (``nn.fold_batchnorm``).
     """
     spec = get_model_spec(name)
     if spec.needs_weights and weights is None:
         raise InputError(f"model {name} needs --weights: {spec.weights_source}")
     folder = find_bfm_folder(bfm, weights)
     if not spec.needs_bfm and folder is None and not os.environ.get(BFM_ENV):
-        return spec.build(weights, None)
-    return spec.build(weights, load_bfm(folder))
+        model = spec.build(weights, None)
+    else:
+        model = spec.build(weights, load_bfm(folder))
+    model.network = fold_batchnorm(model.network)
+    return model
