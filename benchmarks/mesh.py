@@ -10,15 +10,18 @@ of benchmarks/RESULTS.md with the date, the machine and the commands.
   landmarks are defined on it; the others are left out of its errors).
 - (c) the real scan menpo3d ``james.obj`` with ``james.ljson`` (mm).
 
-Then the landmark-convention check on every set: the shipped ``300w`` convention (learnt from 300-W's
-training photos), and offsets fitted (``facegraph train mesh-offsets``) on 20 other Surrey Face Model
-faces (another seed).
+Then the landmark-convention check on every set (its own section, ``mesh-conventions``): the shipped
+``300w`` convention (learnt from 300-W's training photos) and ``spiga`` convention (from SPIGA's 3D mean
+face), and offsets fitted (``facegraph train mesh-offsets``) on 20 other Surrey Face Model faces
+(another seed).
 
     .venv/bin/python benchmarks/mesh.py --bfm /path/to/bfm-with-dense-bases \
-        [--shared ../shared/data] [--paper-weights W] [--work /tmp/facegraph-mesh-bench] [--speed-only]
+        [--shared ../shared/data] [--paper-weights W] [--work /tmp/facegraph-mesh-bench] \
+        [--speed-only | --conventions-only]
 
 The speed has its own section, which ``--speed-only`` re-measures alone (the speed of the same code
-depends on the machine; the accuracy does not).
+depends on the machine; the accuracy does not); ``--conventions-only`` re-measures the conventions
+section alone.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from facegraph.types import HeadPose, Landmarks
 
 SECTION = "mesh"
 SPEED_SECTION = "mesh-speed"
+CONVENTIONS_SECTION = "mesh-conventions"
 N_SCANS = 40
 SEED = 20261121  # not a training seed
 CALIBRATION_SCANS = 20
@@ -121,55 +125,70 @@ def evaluate(
     return facegraph(args), json.loads(json_path.read_text())
 
 
-def convention_check(
-    shared: Path, work: Path, weights: Path, sets: dict[str, Path], plain: dict[str, dict]
-) -> tuple[list, list]:
-    """Two conventions applied to every set: the shipped ``300w`` offsets (learnt from 300-W's
-    training photos) and offsets fitted on other Surrey Face Model faces. Returns lines and commands;
-    ``plain`` holds the shipped weights' reports without offsets, by set folder name."""
+def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, Path]) -> None:
+    """The shipped conventions (``300w``, from 300-W's training photos; ``spiga``, from SPIGA's 3D mean
+    face) and offsets fitted on other Surrey Face Model faces, applied to every set with the default
+    refinement, beside no offsets; the conventions are chosen on the calibration faces."""
     calibration = sfm_set(work / "sfm-calibration", shared, CALIBRATION_SEED, CALIBRATION_SCANS)
     offsets_path, plot = work / "sfm-offsets.json", OUT / "mesh-sfm-offsets.png"
     fit = facegraph(
         ["train", "mesh-offsets", "--data", str(calibration), "--weights", str(weights)]
         + ["--out", str(offsets_path), "--plot", str(plot.relative_to(HERE.parent)), "--quiet"]
     )
-    checks = [
-        evaluate(calibration, weights, DEFAULT_REFINE, f"calibration-{name}", name) for name in (None, "300w")
-    ]
+    conventions = {"no offsets": None, "`--offsets 300w`": "300w", "`--offsets spiga`": "spiga"}
+    calibrated = {
+        label: evaluate(calibration, weights, DEFAULT_REFINE, f"calibration-{chosen}", chosen)
+        for label, chosen in conventions.items()
+    }
+    conventions["SFM-fitted offsets"] = offsets_path
     offsets = read_offsets(offsets_path)
     sizes = np.linalg.norm(offsets.offsets, axis=1)
     largest = ", ".join(f"{i} ({sizes[i]:.1f})" for i in np.argsort(-sizes)[:8])
+    calibration_figures = ", ".join(f"{label} {r['mean_mm_51']:.2f}" for label, (_, r) in calibrated.items())
     lines = [
-        "",
         "### Landmark conventions",
         "",
-        "`--offsets 300w` is the convention the package ships, learnt from where 300-W's annotators put"
-        " the inner 51 points on 1,207 of its training faces, AFW and HELEN (`facegraph train"
-        " mesh-offsets --photos`; in-plane, mirror-symmetric, jaw untouched;"
-        " `docs/mesh-300w-convention.png`); on the"
-        f" {CALIBRATION_SCANS} calibration faces below it takes the inner-51 error from"
-        f" {checks[0][1]['mean_mm_51']:.2f} to {checks[1][1]['mean_mm_51']:.2f} mm."
-        " The SFM offsets were fitted by"
-        f" `facegraph train mesh-offsets` on {CALIBRATION_SCANS} other Surrey Face Model faces"
-        f" (seed {CALIBRATION_SEED}, not the test faces): largest offsets (landmark, mm): {largest}; drawn"
-        f" on the mean face: `{plot.relative_to(HERE.parent)}`. Inner-51 error in mm, snap:",
+        f"Measured {datetime.date.today().isoformat()} on {machine()}.",
+        "Command: `.venv/bin/python benchmarks/mesh.py --bfm BFM --conventions-only` (also part of the full"
+        " run).",
         "",
-        "| model | set | scans | no offsets | `--offsets 300w` | SFM-fitted offsets |",
-        "|---|---|---|---|---|---|",
+        "The package ships two conventions, both in-plane, mirror-symmetric and with the jaw untouched:"
+        " `300w`, learnt from where 300-W's annotators put the inner 51 points on 1,207 of its training"
+        " faces, AFW and HELEN, against a 3DMM regressor's fits (`facegraph train mesh-offsets --photos`;"
+        " `docs/mesh-300w-convention.png`), and `spiga`, from where SPIGA's 3D mean face puts them"
+        " (`facegraph train mesh-offsets --mean-face`; `docs/mesh-spiga-convention.png`). Inner-51 error"
+        f" on the {CALIBRATION_SCANS} calibration faces (Surrey Face Model, seed {CALIBRATION_SEED}, not the"
+        f" test faces): {calibration_figures} mm. The SFM offsets were fitted by `facegraph train"
+        f" mesh-offsets` on those calibration faces: largest offsets (landmark, mm): {largest}; drawn on the"
+        f" mean face: `{plot.relative_to(HERE.parent)}`. Inner-51 error in mm, {DEFAULT_REFINE}:",
+        "",
+        "| model | set | scans | " + " | ".join(conventions) + " |",
+        "|---|---|---|" + "---|" * len(conventions),
     ]
-    commands = [fit, *(command for command, _ in checks)]
+    commands = [fit, *(command for command, _ in calibrated.values())]
     for set_name, folder in sets.items():
         figures = []
-        for name, chosen in (("300w", "300w"), ("sfm", offsets_path)):
-            label = f"offsets-{name}-{folder.name}"
-            command, report = evaluate(folder, weights, DEFAULT_REFINE, label, chosen)
+        for chosen in conventions.values():
+            name = "none" if chosen is None else "sfm" if chosen == offsets_path else chosen
+            command, report = evaluate(
+                folder, weights, DEFAULT_REFINE, f"offsets-{name}-{folder.name}", chosen
+            )
             commands.append(command)
             figures.append(report["mean_mm_51"])
         lines.append(
-            f"| facegraph-mesh (shipped) | {set_name} | {plain[folder.name]['n']} |"
-            f" {plain[folder.name]['mean_mm_51']:.2f} | {figures[0]:.2f} | {figures[1]:.2f} |"
+            f"| facegraph-mesh (shipped) | {set_name} | {report['n']} | "
+            + " | ".join(f"{f:.2f}" for f in figures)
+            + " |"
         )
-    return lines, commands
+    lines += [
+        "",
+        "<details><summary>commands</summary>",
+        "",
+        *[f"    {c}" for c in commands],
+        "",
+        "</details>",
+    ]
+    write_section(CONVENTIONS_SECTION, "\n".join(lines))
 
 
 def speed(bfm: str, weights: Path, work: Path) -> dict:
@@ -254,11 +273,15 @@ def main() -> None:
     parser.add_argument("--paper-weights", help="2s-sgcn-paper weights trained on the same data")
     parser.add_argument("--work", default="/tmp/facegraph-mesh-bench", help="folder for the generated scans")
     parser.add_argument("--speed-only", action="store_true", help="re-measure only the speed section")
+    parser.add_argument(
+        "--conventions-only", action="store_true", help="re-measure only the landmark conventions section"
+    )
     args = parser.parse_args()
     if not args.bfm:
         parser.error("--bfm (or FACEGRAPH_BFM) must name a BFM folder with the dense bases")
     shared, work = Path(args.shared), Path(args.work)
-    speed_section(args.bfm, Path(args.weights), work)
+    if not args.conventions_only:
+        speed_section(args.bfm, Path(args.weights), work)
     if args.speed_only:
         return
     sets = {
@@ -267,6 +290,10 @@ def main() -> None:
         "(b) Surrey Face Model": sfm_set(work / "sfm", shared),
         "(c) james (real scan)": james_set(work / "james", shared),
     }
+    if args.conventions_only:
+        convention_section(shared, work, Path(args.weights), sets)
+        print(f"wrote {RESULTS}")
+        return
     models = {"facegraph-mesh (shipped)": Path(args.weights)}
     if args.paper_weights:
         points = load_weights(args.paper_weights)[1].n_points
@@ -299,10 +326,6 @@ def main() -> None:
                     f"**{report['mean_mm_51']:.2f}** | {report['median_mm']:.2f} | "
                     f"{report['seconds_per_mesh']:.2f} |"
                 )
-    shipped = {f.name: reports[f"facegraph-mesh (shipped)|{DEFAULT_REFINE}|{f.name}"] for f in sets.values()}
-    convention_lines, convention_commands = convention_check(shared, work, Path(args.weights), sets, shipped)
-    lines += convention_lines
-    commands += convention_commands
     lines += [
         "",
         "<details><summary>commands</summary>",
@@ -313,6 +336,7 @@ def main() -> None:
     ]
     (OUT / "mesh.json").write_text(json.dumps({"reports": reports}, indent=1))
     write_section(SECTION, "\n".join(lines))
+    convention_section(shared, work, Path(args.weights), sets)
     print(f"wrote {RESULTS}")
 
 

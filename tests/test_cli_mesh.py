@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,59 @@ def test_mesh_applies_the_shipped_300w_convention_by_name(weights, tmp_path):
     assert shift[:17].max() < 1e-6  # the jaw keeps the network's own points
     assert 5.0 < shift[21] < 10.0 and 5.0 < shift[22] < 10.0  # the inner brow ends move most
     assert "300w-train" in json.loads(moved_path.read_text())["notes"][0]
+
+
+def test_mesh_applies_the_shipped_spiga_convention_by_name(weights, tmp_path):
+    scan = write_head(tmp_path / "head.obj")
+    plain_path, moved_path = tmp_path / "plain.json", tmp_path / "moved.json"
+    assert main(["mesh", str(scan), "--weights", weights, "--refine", "none", "--json", str(plain_path)]) == 0
+    argv = ["mesh", str(scan), "--weights", weights, "--refine", "none", "--offsets", "spiga"]
+    assert main([*argv, "--json", str(moved_path)]) == 0
+    plain, moved = (np.array(json.loads(p.read_text())["points"]) for p in (plain_path, moved_path))
+    shift = np.linalg.norm(moved - plain, axis=1)
+    assert shift[:17].max() < 1e-6
+    assert 5.0 < shift[21] < 12.0 and 5.0 < shift[27] < 12.0  # inner brow ends and the nose bridge's top
+    assert "SPIGA's 3D mean face" in json.loads(moved_path.read_text())["notes"][0]
+
+
+def test_train_mesh_offsets_learns_a_convention_from_a_mean_face_in_other_units(weights, tmp_path):
+    from facegraph.mesh.landmarker import MeshLandmarker
+
+    canonical = MeshLandmarker(weights).canonical_landmarks
+    face = canonical.copy()
+    face[[21, 22], 0] += [6.0, -6.0]  # the inner brow ends 6 mm nearer the midline
+    mean_face = tmp_path / "mean_face.json"
+    write_json(mean_face, Landmarks(face / 10.0))  # in cm
+    offsets = tmp_path / "offsets.json"
+    argv = ["train", "mesh-offsets", "--mean-face", str(mean_face), "--weights", weights]
+    assert main([*argv, "--out", str(offsets), "--quiet"]) == 0
+    record = json.loads(offsets.read_text())
+    moved = np.array(record["offsets_mm"])
+    assert 5.0 < moved[21, 0] < 6.5 and -6.5 < moved[22, 0] < -5.0
+    assert record["counts"] == [0] * 17 + [1] * 51
+    assert "the 3D mean face mean_face.json" in record["source"]
+
+
+def test_train_mesh_offsets_refuses_a_mean_face_with_missing_points(weights, tmp_path, capsys):
+    from facegraph.mesh.landmarker import MeshLandmarker
+
+    face = MeshLandmarker(weights).canonical_landmarks.copy()
+    visible = np.ones(68, dtype=bool)
+    visible[30] = False
+    mean_face = tmp_path / "mean_face.json"
+    write_json(mean_face, Landmarks(face, visible=visible))
+    argv = ["train", "mesh-offsets", "--mean-face", str(mean_face), "--weights", weights]
+    err = user_error([*argv, "--out", str(tmp_path / "o.json")], capsys)
+    assert f"{mean_face}: a mean face needs all 68 points in 3D" in err
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_the_shipped_spiga_convention_is_what_train_mesh_offsets_makes_of_spigas_file(tmp_path):
+    spiga = shared("spiga-annotations/models3D/mean_face_3D_68.txt")
+    out = tmp_path / "spiga.json"
+    assert main(["train", "mesh-offsets", "--mean-face", str(spiga), "--out", str(out), "--quiet"]) == 0
+    shipped = Path(str(resources.files("facegraph") / "data" / "conventions" / "spiga.json"))
+    assert json.loads(out.read_text()) == json.loads(shipped.read_text())
 
 
 def _photo_folder(folder: Path, n_faces: int) -> Path:

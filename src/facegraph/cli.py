@@ -415,6 +415,10 @@ def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
         title = f"the annotators of {Path(args.photos).name}"
         _write_and_plot_offsets(offsets, landmarker.canonical_landmarks, title, args)
         return
+    if args.mean_face:
+        offsets = _offsets_from_mean_face(args.mean_face, landmarker.canonical_landmarks)
+        _write_and_plot_offsets(offsets, landmarker.canonical_landmarks, Path(args.mean_face).name, args)
+        return
     records = _annotated_scans(args.data)
     run = predict_scans(
         records, lambda mesh: landmarker(mesh, refine=args.refine, units=args.units).points, not args.quiet
@@ -460,6 +464,35 @@ def _offsets_from_photos(args: argparse.Namespace):
     )
     flip_order = np.array(get_scheme("ibug68").flip_order)
     return mesh_offsets_from_photos(offsets, counts, 1.0 / MICRONS_PER_MM, flip_order, source)
+
+
+def _offsets_from_mean_face(path: str, canonical: np.ndarray):
+    """Offsets from a 3D mean face annotated another way: SPIGA's ``mean_face_3D_68.txt`` or a 68-point
+    3D landmark file (.json, .ljson, .pp, .csv), in any units."""
+    from facegraph.io.landmarks import read_landmarks, read_spiga_mean_face
+    from facegraph.schemes.registry import get_scheme
+    from facegraph.train.conventions import offsets_from_mean_face
+
+    name = f"the 3D mean face {Path(path).name}"
+    if Path(path).suffix.lower() == ".txt":
+        points = read_spiga_mean_face(path)
+        name = f"SPIGA's 3D mean face ({Path(path).name})"
+    else:
+        landmarks = read_landmarks(path, scheme="ibug68")
+        if landmarks.points.shape != (68, 3) or (
+            landmarks.visible is not None and not landmarks.visible.all()
+        ):
+            raise InputError("a mean face needs all 68 points in 3D", path)
+        points = landmarks.points
+    source = (
+        f"{name}: where its annotation puts the inner 51 points"
+        " (in-plane, mirror-symmetric; jaw and depth left to the model)"
+    )
+    flip_order = np.array(get_scheme("ibug68").flip_order)
+    try:
+        return offsets_from_mean_face(points, canonical, flip_order, source)
+    except InputError as exc:
+        raise InputError(exc.problem, path) from None
 
 
 def _write_and_plot_offsets(offsets, canonical: np.ndarray, title: str, args: argparse.Namespace) -> None:
@@ -826,6 +859,11 @@ def build_parser() -> argparse.ArgumentParser:
     offsets_source.add_argument(
         "--photos",
         help="or a folder of photos with 68-point .pts (e.g. 300-W's training sets): their annotators' way",
+    )
+    offsets_source.add_argument(
+        "--mean-face",
+        help="or a 3D mean face annotated your way: SPIGA's models3D/mean_face_3D_68.txt or a 68-point"
+        " 3D landmark file, any units",
     )
     train_offsets.add_argument(
         "--teacher", default="3ddfa-v2-mb05", help="with --photos: the 3DMM regressor fitting the photos"

@@ -4,10 +4,13 @@ their form for the mesh landmarker."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
 from facegraph.datasets.face_crops import to_y_down
+from facegraph.errors import InputError
+from facegraph.mesh.landmarker import MeshLandmarker
 from facegraph.morphable.bfm import MorphableModel
 from facegraph.schemes.registry import get_scheme
 from facegraph.train.conventions import (
@@ -16,6 +19,7 @@ from facegraph.train.conventions import (
     fit_convention_offsets,
     mesh_offsets_from_photos,
     mirror_symmetric,
+    offsets_from_mean_face,
     to_teacher_convention,
 )
 from tests.models.test_synergynet_model import synthetic_morphable
@@ -100,3 +104,42 @@ def test_mesh_offsets_from_photos_keep_the_in_plane_offsets_of_the_fitted_inner_
     keep = [i for i in range(17, 68) if i != 40]
     np.testing.assert_allclose(converted.offsets[keep, :2], offsets[keep, :2] / 1000.0)
     assert converted.n_scans == 1147 and converted.source == "300-W"
+
+
+@pytest.fixture(scope="module")
+def canonical() -> np.ndarray:
+    """The shipped mesh network's canonical landmarks (mm), the frame offsets are expressed in."""
+    return MeshLandmarker().canonical_landmarks
+
+
+def _local_convention() -> np.ndarray:
+    """Offsets (mm) that move only the inner brow ends inward and the top of the nose bridge up."""
+    offsets = np.zeros((68, 3))
+    offsets[21], offsets[22], offsets[27] = [8.0, 0.0, 0.0], [-8.0, 0.0, 0.0], [0.0, 9.0, 0.0]
+    return offsets
+
+
+def test_offsets_from_a_mean_face_in_other_units_and_pose_are_its_convention(canonical):
+    turn = Rotation.from_euler("yxz", [20, -15, 5], degrees=True).as_matrix()
+    mean_face = 0.01 * (canonical + _local_convention()) @ turn.T + np.array([0.3, -0.1, 2.0])  # 1 = 10 cm
+    offsets = offsets_from_mean_face(mean_face, canonical, FLIP_ORDER, "a test face")
+    # The alignment over 51 points spreads the three moved points' mean over all: about 0.5 mm.
+    np.testing.assert_allclose(offsets.offsets, _local_convention(), atol=0.6)
+    assert offsets.offsets[21, 0] > 7.0 and offsets.offsets[27, 1] > 8.0
+    np.testing.assert_array_equal(offsets.offsets[list(JAW)], 0.0)
+    np.testing.assert_array_equal(offsets.offsets[:, 2], 0.0)
+    assert list(offsets.counts) == [0] * 17 + [1] * 51 and offsets.source == "a test face"
+
+
+def test_offsets_from_a_mean_face_are_mirror_symmetric(canonical):
+    lopsided = canonical.copy()
+    lopsided[21, 0] += 6.0  # only the right brow's inner end moves inward
+    offsets = offsets_from_mean_face(lopsided, canonical, FLIP_ORDER, "").offsets
+    np.testing.assert_allclose(offsets[FLIP_ORDER] * [-1, 1, 1], offsets, atol=1e-9)
+    assert offsets[21, 0] > 2.0 and offsets[22, 0] < -2.0
+
+
+def test_a_mean_face_in_another_point_order_is_refused(canonical):
+    shuffled = canonical[np.random.default_rng(0).permutation(68)]
+    with pytest.raises(InputError, match="not 68 points in iBUG order"):
+        offsets_from_mean_face(shuffled, canonical, FLIP_ORDER, "")

@@ -1,4 +1,4 @@
-"""Rigid alignment of corresponding 3D point sets (Kabsch), plain and trimmed."""
+"""Alignment of corresponding 3D point sets: rigid (Kabsch), plain and trimmed, and with a scale (Umeyama)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,15 @@ def robust_rigid_fit(
         residual = np.linalg.norm(source @ rotation.T + shift - target, axis=1)
         keep = residual <= np.quantile(residual, 1.0 - TRIMMED_FRACTION)
     return rotation, shift
+
+
+def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The scale s, rotation R and shift t minimising |s * source @ R.T + t - target| (Umeyama, no
+    reflection): for point sets in unknown units."""
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    centred = source - source_mean
+    u, singular, vt = np.linalg.svd(centred.T @ (target - target_mean))
+    signs = np.array([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))])
+    rotation = vt.T @ np.diag(signs) @ u.T
+    scale = float((singular * signs).sum() / (centred**2).sum())
+    return scale, rotation, target_mean - scale * source_mean @ rotation.T

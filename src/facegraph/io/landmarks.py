@@ -23,6 +23,11 @@ Format notes (the facts each reader and writer relies on):
 * Project JSON is ``{"scheme", "points", "visible"?, "confidence"?}``; CSV has the header
   ``x,y[,z][,visible][,confidence]``. In both, a point without coordinates (``null``, empty cell) must be
   marked invisible.
+* SPIGA's 3D mean face (``models3D/mean_face_3D_68.txt``, read by :func:`read_spiga_mean_face`, not by
+  suffix) has one ``id|x|y|z`` line per point, x toward the subject's left, y up, z toward the viewer,
+  nose tip at the origin, in units of about 10 cm. Its ids are SPIGA's own; its lines run jaw (iBUG
+  0-16), right eye (36-41), left eye (42-47), right brow (17-21), nose (27-35), left brow (22-26), mouth
+  (48-67), each region in iBUG order.
 """
 
 from __future__ import annotations
@@ -574,3 +579,32 @@ def write_landmarks(path: str | Path, landmarks: Landmarks) -> None:
     """Write a landmark file atomically, choosing the writer by suffix (.pts, .ljson, .pp, .json, .csv)."""
     path = Path(path)
     _WRITERS[_suffix(path)](path, landmarks)
+
+
+# --- SPIGA's 3D mean face ----------------------------------------------------------------------------
+# The iBUG index of each line of SPIGA's mean_face_3D_68.txt, in file order.
+SPIGA_MEAN_FACE_ORDER = (
+    *range(17),
+    *range(36, 48),
+    *range(17, 22),
+    *range(27, 36),
+    *range(22, 27),
+    *range(48, 68),
+)
+
+
+def read_spiga_mean_face(path: str | Path) -> np.ndarray:
+    """SPIGA's 3D mean face (``id|x|y|z`` lines) as (68, 3) points in iBUG order, in the file's units."""
+    path = Path(path)
+    rows = [line.split("|") for line in _read_text(path).splitlines() if line.strip()]
+    if len(rows) != len(SPIGA_MEAN_FACE_ORDER) or any(len(row) != 4 for row in rows):
+        raise InputError(f"not SPIGA's 68-point mean face (need 68 'id|x|y|z' lines, got {len(rows)})", path)
+    try:
+        points = np.array([[float(v) for v in row[1:]] for row in rows])
+    except ValueError as exc:
+        raise InputError(f"not SPIGA's 68-point mean face ({exc})", path) from None
+    if not np.isfinite(points).all():
+        raise InputError("SPIGA's mean face must have finite coordinates", path)
+    ordered = np.empty_like(points)
+    ordered[list(SPIGA_MEAN_FACE_ORDER)] = points
+    return ordered

@@ -9,8 +9,10 @@ learn it: :func:`fit_offsets` averages, per landmark, the error of the predictio
 canonical frame (+Y up, +Z toward the viewer, mm), and the landmarker adds the offsets back, turned
 into each scan's frame, before its refinement step puts the points on the surface.
 
-The package ships one convention, ``300w``: where 300-W's annotators put the inner 51 points, learnt
-from its training photos against a 3DMM regressor's fits (``facegraph train mesh-offsets --photos``).
+The package ships two conventions: ``300w``, where 300-W's annotators put the inner 51 points, learnt
+from its training photos against a 3DMM regressor's fits (``facegraph train mesh-offsets --photos``),
+and ``spiga``, where SPIGA's published 3D mean face puts them (``facegraph train mesh-offsets
+--mean-face``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from facegraph.io.atomic import write_atomic
 
 N_LANDMARKS = 68
 FORMAT = "facegraph-landmark-offsets"
-BUNDLED_CONVENTIONS = ("300w",)
+BUNDLED_CONVENTIONS = ("300w", "spiga")
 
 
 @dataclass(frozen=True)

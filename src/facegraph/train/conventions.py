@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from facegraph.datasets.face_crops import FaceCrops, to_y_down
+from facegraph.errors import InputError
+from facegraph.geometry.rigid import similarity_fit
 from facegraph.mesh.conventions import N_LANDMARKS, ConventionOffsets
 from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.models.crop_regressor import CropRegressor, regress_params
@@ -104,3 +106,34 @@ def mesh_offsets_from_photos(
     counts[list(JAW)] = 0
     in_plane[counts == 0] = 0.0
     return ConventionOffsets(in_plane, counts, source)
+
+
+INNER = range(len(JAW), N_LANDMARKS)
+MEAN_FACE_MISFIT_MM = 8.0  # a mean face farther than this from the canonical face (inner 51, mm) is refused
+
+
+def offsets_from_mean_face(
+    mean_face: np.ndarray, canonical: np.ndarray, flip_order: np.ndarray, source: str
+) -> ConventionOffsets:
+    """Offsets for the mesh landmarker from a 3D mean face annotated another way (68, 3), any units:
+    scaled, turned and moved onto the landmarker's canonical landmarks (mm) over the inner 51 points,
+    whose differences are then the offsets; mirror-symmetric, in-plane, jaw untouched, as those from
+    photos (depth is left to the snap to the surface; on the calibration scans that did as well as the
+    mean face's own depth)."""
+    mean_face = np.asarray(mean_face, dtype=np.float64)
+    if mean_face.shape != (N_LANDMARKS, 3):
+        raise ValueError(f"need a (68, 3) mean face, got {mean_face.shape}")
+    inner = list(INNER)
+    scale, rotation, shift = similarity_fit(mean_face[inner], canonical[inner])
+    aligned = scale * mean_face @ rotation.T + shift
+    misfit = float(np.linalg.norm(aligned[inner] - canonical[inner], axis=1).mean())
+    if misfit > MEAN_FACE_MISFIT_MM:
+        raise InputError(
+            f"the mean face is {misfit:.1f} mm from the canonical face after alignment: not 68 points in"
+            " iBUG order?"
+        )
+    offsets = mirror_symmetric(aligned - canonical, np.asarray(flip_order)) * np.array([1.0, 1.0, 0.0])
+    offsets[list(JAW)] = 0.0
+    counts = np.zeros(N_LANDMARKS, dtype=np.int64)
+    counts[inner] = 1
+    return ConventionOffsets(offsets, counts, source)
