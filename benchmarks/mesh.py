@@ -107,6 +107,11 @@ def james_set(folder: Path, shared: Path) -> Path:
     return folder
 
 
+def commands_block(commands: list[str]) -> list[str]:
+    """A section's commands as a folded block of RESULTS.md lines."""
+    return ["", "<details><summary>commands</summary>", "", *[f"    {c}" for c in commands], "", "</details>"]
+
+
 def facegraph(args: list[str]) -> str:
     """Run the ``facegraph`` command beside this Python; returns the command line."""
     executable = Path(sys.executable).parent / "facegraph"
@@ -180,14 +185,7 @@ def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, 
             + " | ".join(f"{f:.2f}" for f in figures)
             + " |"
         )
-    lines += [
-        "",
-        "<details><summary>commands</summary>",
-        "",
-        *[f"    {c}" for c in commands],
-        "",
-        "</details>",
-    ]
+    lines += commands_block(commands)
     write_section(CONVENTIONS_SECTION, "\n".join(lines))
 
 
@@ -326,14 +324,7 @@ def main() -> None:
                     f"**{report['mean_mm_51']:.2f}** | {report['median_mm']:.2f} | "
                     f"{report['seconds_per_mesh']:.2f} |"
                 )
-    lines += [
-        "",
-        "<details><summary>commands</summary>",
-        "",
-        *[f"    {c}" for c in commands],
-        "",
-        "</details>",
-    ]
+    lines += commands_block(commands)
     (OUT / "mesh.json").write_text(json.dumps({"reports": reports}, indent=1))
     write_section(SECTION, "\n".join(lines))
     convention_section(shared, work, Path(args.weights), sets)

@@ -179,30 +179,21 @@ def test_train_mesh_offsets_fits_a_file_that_mesh_and_eval_mesh_apply(weights, t
     assert main(argv) == 0
 
 
-def test_mesh_applies_the_shipped_300w_convention_by_name(weights, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "source", "moved_most"),
+    [("300w", "300w-train", (21, 22)), ("spiga", "SPIGA's 3D mean face", (21, 27))],
+)
+def test_mesh_applies_a_shipped_convention_by_name(name, source, moved_most, weights, tmp_path):
     scan = write_head(tmp_path / "head.obj")
     plain_path, moved_path = tmp_path / "plain.json", tmp_path / "moved.json"
     assert main(["mesh", str(scan), "--weights", weights, "--refine", "none", "--json", str(plain_path)]) == 0
-    argv = ["mesh", str(scan), "--weights", weights, "--refine", "none", "--offsets", "300w"]
+    argv = ["mesh", str(scan), "--weights", weights, "--refine", "none", "--offsets", name]
     assert main([*argv, "--json", str(moved_path)]) == 0
     plain, moved = (np.array(json.loads(p.read_text())["points"]) for p in (plain_path, moved_path))
     shift = np.linalg.norm(moved - plain, axis=1)
     assert shift[:17].max() < 1e-6  # the jaw keeps the network's own points
-    assert 5.0 < shift[21] < 10.0 and 5.0 < shift[22] < 10.0  # the inner brow ends move most
-    assert "300w-train" in json.loads(moved_path.read_text())["notes"][0]
-
-
-def test_mesh_applies_the_shipped_spiga_convention_by_name(weights, tmp_path):
-    scan = write_head(tmp_path / "head.obj")
-    plain_path, moved_path = tmp_path / "plain.json", tmp_path / "moved.json"
-    assert main(["mesh", str(scan), "--weights", weights, "--refine", "none", "--json", str(plain_path)]) == 0
-    argv = ["mesh", str(scan), "--weights", weights, "--refine", "none", "--offsets", "spiga"]
-    assert main([*argv, "--json", str(moved_path)]) == 0
-    plain, moved = (np.array(json.loads(p.read_text())["points"]) for p in (plain_path, moved_path))
-    shift = np.linalg.norm(moved - plain, axis=1)
-    assert shift[:17].max() < 1e-6
-    assert 5.0 < shift[21] < 12.0 and 5.0 < shift[27] < 12.0  # inner brow ends and the nose bridge's top
-    assert "SPIGA's 3D mean face" in json.loads(moved_path.read_text())["notes"][0]
+    assert all(5.0 < shift[i] < 12.0 for i in moved_most)  # the inner brow ends, the nose bridge's top
+    assert source in json.loads(moved_path.read_text())["notes"][0]
 
 
 def test_train_mesh_offsets_learns_a_convention_from_a_mean_face_in_other_units(weights, tmp_path):
