@@ -142,7 +142,7 @@ def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, 
     )
     conventions = {"no offsets": None, "`--offsets 300w`": "300w", "`--offsets spiga`": "spiga"}
     calibrated = {
-        label: evaluate(calibration, weights, DEFAULT_REFINE, f"calibration-{chosen}", chosen)
+        label: evaluate(calibration, weights, DEFAULT_REFINE, f"calibration-{chosen or 'none'}", chosen)
         for label, chosen in conventions.items()
     }
     conventions["SFM-fitted offsets"] = offsets_path
@@ -270,8 +270,9 @@ def main() -> None:
     )
     parser.add_argument("--paper-weights", help="2s-sgcn-paper weights trained on the same data")
     parser.add_argument("--work", default="/tmp/facegraph-mesh-bench", help="folder for the generated scans")
-    parser.add_argument("--speed-only", action="store_true", help="re-measure only the speed section")
-    parser.add_argument(
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--speed-only", action="store_true", help="re-measure only the speed section")
+    only.add_argument(
         "--conventions-only", action="store_true", help="re-measure only the landmark conventions section"
     )
     args = parser.parse_args()

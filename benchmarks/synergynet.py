@@ -37,10 +37,17 @@ PUBLISHED = {"0-30": 2.65, "30-60": 3.30, "60-90": 4.27, "mean": 3.41}
 PUBLISHED_POSE = {"yaw": 3.42, "pitch": 3.09, "roll": 2.55, "mean": 3.35}
 SPEED_FACES = 512
 BATCH = 128
+WINDOW_SECONDS = 3.0  # each speed row is the median rate over WINDOWS windows of this length
+WINDOWS = 5
 
 
 def faces_per_second(
-    predict, crops: np.ndarray, boxes: np.ndarray, batch: int, seconds: float = 3.0, repeats: int = 5
+    predict,
+    crops: np.ndarray,
+    boxes: np.ndarray,
+    batch: int,
+    seconds: float = WINDOW_SECONDS,
+    repeats: int = WINDOWS,
 ) -> float:
     """Faces per second of ``predict(crops, boxes)``: the median over ``repeats`` windows of at least
     ``seconds`` each, so that a burst of load from the machine's neighbours does not decide a row."""
@@ -157,7 +164,7 @@ def main() -> None:
         pose_row("SynergyNet, published", PUBLISHED_POSE),
         "",
         f"### Speed (faces/s; {SPEED_FACES} crops in memory, network + decoding, "
-        f"{torch.get_num_threads()} threads; the median of 5 windows of 3 s)",
+        f"{torch.get_num_threads()} threads; the median of {WINDOWS} windows of {WINDOW_SECONDS:g} s)",
         "",
         f"| model | batch 1 | batch {BATCH} |",
         "|---|---|---|",

@@ -228,6 +228,29 @@ def test_train_mesh_offsets_refuses_a_mean_face_with_missing_points(weights, tmp
     assert not (tmp_path / "o.json").exists()
 
 
+def test_train_mesh_offsets_reads_spigas_mean_face_layout_and_refuses_a_shuffled_one(
+    weights, tmp_path, capsys
+):
+    from facegraph.mesh.landmarker import MeshLandmarker
+    from tests.io.test_landmarks import write_spiga_mean_face
+
+    face = MeshLandmarker(weights).canonical_landmarks.copy()
+    face[27, 1] += 7.0  # the top of the nose bridge 7 mm higher
+    spiga = write_spiga_mean_face(tmp_path / "mean_face_3D_68.txt", face / 100.0)  # in SPIGA's units
+    out = tmp_path / "offsets.json"
+    argv = ["train", "mesh-offsets", "--mean-face", str(spiga), "--weights", weights, "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert 6.0 < record["offsets_mm"][27][1] < 7.5
+    assert record["source"].startswith("SPIGA's 3D mean face (mean_face_3D_68.txt)")
+    shuffled = write_spiga_mean_face(
+        tmp_path / "shuffled.txt", face[np.random.default_rng(0).permutation(68)]
+    )
+    err = user_error([*argv[:3], str(shuffled), *argv[4:], "--out", str(tmp_path / "o.json")], capsys)
+    assert f"{shuffled}: the mean face is" in err and "not 68 points in iBUG order" in err
+    assert not (tmp_path / "o.json").exists()
+
+
 def test_the_shipped_spiga_convention_is_what_train_mesh_offsets_makes_of_spigas_file(tmp_path):
     spiga = shared("spiga-annotations/models3D/mean_face_3D_68.txt")
     out = tmp_path / "spiga.json"

@@ -735,7 +735,8 @@ def _add_mesh_args(parser: argparse.ArgumentParser) -> None:
 
 OFFSETS_HELP = (
     "move the landmarks to another convention: '300w' (shipped: where 300-W's annotators put the inner"
-    " points) or an offsets file from 'facegraph train mesh-offsets'"
+    " points), 'spiga' (shipped: where SPIGA's 3D mean face puts them) or an offsets file from"
+    " 'facegraph train mesh-offsets'"
 )
 
 
@@ -850,7 +851,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_offsets = trainers.add_parser(
         "mesh-offsets",
         parents=[common],
-        help="fit per-landmark offsets to another landmark convention from annotated scans or photos",
+        help="fit per-landmark offsets to another landmark convention from annotated scans, photos or a 3D"
+        " mean face",
     )
     offsets_source = train_offsets.add_mutually_exclusive_group(required=True)
     offsets_source.add_argument(

@@ -263,7 +263,7 @@ def test_real_pts_file() -> None:
     assert lm.points[36:48, 1].mean() < lm.points[48:68, 1].mean()
 
 
-def _write_spiga_mean_face(path: Path, points: np.ndarray) -> Path:
+def write_spiga_mean_face(path: Path, points: np.ndarray) -> Path:
     """``points`` (68, 3) in iBUG order, written as SPIGA's file lays them out (its own ids and order)."""
     from facegraph.io.landmarks import SPIGA_MEAN_FACE_ORDER
 
@@ -280,7 +280,7 @@ def test_spiga_mean_face_is_read_in_ibug_order(tmp_path: Path) -> None:
 
     points = np.random.default_rng(3).normal(size=(68, 3))
     np.testing.assert_array_equal(
-        read_spiga_mean_face(_write_spiga_mean_face(tmp_path / "m.txt", points)), points
+        read_spiga_mean_face(write_spiga_mean_face(tmp_path / "m.txt", points)), points
     )
 
 
@@ -293,7 +293,7 @@ def test_a_file_that_is_not_spigas_mean_face_is_refused_with_its_name(tmp_path: 
         read_spiga_mean_face(short)
     words = tmp_path / "words.txt"
     words.write_text("\n".join(f"{i}|a|b|c" for i in range(68)))
-    with pytest.raises(InputError, match="words.txt: not SPIGA's 68-point mean face"):
+    with pytest.raises(InputError, match=r"words.txt: not SPIGA's 68-point mean face \(line 1 is not"):
         read_spiga_mean_face(words)
 
 
@@ -304,5 +304,7 @@ def test_spigas_published_mean_face_reads_as_a_face_in_ibug_order() -> None:
     face = read_spiga_mean_face(shared("spiga-annotations/models3D/mean_face_3D_68.txt"))
     assert np.all(np.diff(face[:17, 0]) > 0)  # the jaw runs from the subject's right (-x) to the left
     assert face[36, 0] < face[39, 0] < face[42, 0] < face[45, 0]  # eye corners, right eye first
+    assert face[17, 0] < face[21, 0] < face[22, 0] < face[26, 0]  # brows: right one first, outer to inner
+    assert np.all(np.diff(face[27:31, 1]) < 0)  # the nose bridge runs down to the tip
     assert face[19, 1] > face[37, 1] > face[30, 1] > face[51, 1] > face[57, 1] > face[8, 1]  # y up
     assert face[30, 2] == face[:, 2].max()  # the nose tip is nearest the viewer

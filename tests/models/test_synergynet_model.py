@@ -192,8 +192,13 @@ def test_registry_builds_synergynet_without_the_bfm(weights, monkeypatch):
     assert model.morphable is None
 
 
-def test_registry_folds_batchnorm_and_predicts_what_the_weights_file_does(weights, monkeypatch):
+def test_registry_folds_batchnorm_and_predicts_what_the_weights_file_does(tmp_path, monkeypatch):
+    from tests.nn.test_fusion import with_trained_statistics
+
     monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
+    network = with_trained_statistics(random_network(WIDTH, 0))  # folding must matter to the answers
+    weights = tmp_path / BUNDLED_NAME
+    save_synergynet(weights, network, face_whitening(), landmark_whitening(), WIDTH, {"epoch": 1})
     model = load_model("synergynet", weights=weights)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.network.modules())
     crops, boxes = random_crops(2)

@@ -143,3 +143,13 @@ def test_a_mean_face_in_another_point_order_is_refused(canonical):
     shuffled = canonical[np.random.default_rng(0).permutation(68)]
     with pytest.raises(InputError, match="not 68 points in iBUG order"):
         offsets_from_mean_face(shuffled, canonical, FLIP_ORDER, "")
+
+
+def test_a_mean_face_whose_points_coincide_is_refused(canonical):
+    with pytest.raises(InputError, match="inner points all coincide"):
+        offsets_from_mean_face(np.zeros((68, 3)), canonical, FLIP_ORDER, "")
+
+
+def test_a_mean_face_in_a_y_down_frame_is_refused(canonical):
+    with pytest.raises(InputError, match="mirrored"):
+        offsets_from_mean_face(canonical * [1.0, -1.0, 1.0], canonical, FLIP_ORDER, "")

@@ -596,13 +596,19 @@ SPIGA_MEAN_FACE_ORDER = (
 def read_spiga_mean_face(path: str | Path) -> np.ndarray:
     """SPIGA's 3D mean face (``id|x|y|z`` lines) as (68, 3) points in iBUG order, in the file's units."""
     path = Path(path)
-    rows = [line.split("|") for line in _read_text(path).splitlines() if line.strip()]
-    if len(rows) != len(SPIGA_MEAN_FACE_ORDER) or any(len(row) != 4 for row in rows):
-        raise InputError(f"not SPIGA's 68-point mean face (need 68 'id|x|y|z' lines, got {len(rows)})", path)
-    try:
-        points = np.array([[float(v) for v in row[1:]] for row in rows])
-    except ValueError as exc:
-        raise InputError(f"not SPIGA's 68-point mean face ({exc})", path) from None
+    lines = [line for line in _read_text(path).splitlines() if line.strip()]
+    if len(lines) != len(SPIGA_MEAN_FACE_ORDER):
+        raise InputError(f"not SPIGA's 68-point mean face (need 68 'id|x|y|z' lines, got {len(lines)})", path)
+    points = np.empty((len(lines), 3))
+    for number, line in enumerate(lines, start=1):
+        fields = line.split("|")
+        try:
+            values = [float(v) for v in fields[1:]] if len(fields) == 4 else None
+        except ValueError:
+            values = None
+        if values is None:
+            raise InputError(f"not SPIGA's 68-point mean face (line {number} is not 'id|x|y|z')", path)
+        points[number - 1] = values
     if not np.isfinite(points).all():
         raise InputError("SPIGA's mean face must have finite coordinates", path)
     ordered = np.empty_like(points)

@@ -124,13 +124,15 @@ def offsets_from_mean_face(
     if mean_face.shape != (N_LANDMARKS, 3):
         raise ValueError(f"need a (68, 3) mean face, got {mean_face.shape}")
     inner = list(INNER)
+    if not np.ptp(mean_face[inner], axis=0).any():
+        raise InputError("the mean face's inner points all coincide: not a face")
     scale, rotation, shift = similarity_fit(mean_face[inner], canonical[inner])
     aligned = scale * mean_face @ rotation.T + shift
     misfit = float(np.linalg.norm(aligned[inner] - canonical[inner], axis=1).mean())
-    if misfit > MEAN_FACE_MISFIT_MM:
+    if not misfit <= MEAN_FACE_MISFIT_MM:
         raise InputError(
             f"the mean face is {misfit:.1f} mm from the canonical face after alignment: not 68 points in"
-            " iBUG order?"
+            " iBUG order, or in a mirrored (e.g. y-down) frame?"
         )
     offsets = mirror_symmetric(aligned - canonical, np.asarray(flip_order)) * np.array([1.0, 1.0, 0.0])
     offsets[list(JAW)] = 0.0
