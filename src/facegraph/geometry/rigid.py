@@ -7,12 +7,18 @@ import numpy as np
 TRIMMED_FRACTION = 0.3  # the share of worst-fitting points the robust fit leaves out
 
 
+def _best_rotation(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
+    """For centred point sets: the rotation R (no reflection) best turning ``source`` onto ``target``,
+    and the sum of the signed singular values, trace(R @ source.T @ target), which gives the scale."""
+    u, singular, vt = np.linalg.svd(source.T @ target)
+    signs = np.array([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))])
+    return vt.T @ np.diag(signs) @ u.T, float((singular * signs).sum())
+
+
 def rigid_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rotation R and shift t minimising |source @ R.T + t - target| (Kabsch, no reflection)."""
     source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
-    u, _, vt = np.linalg.svd((source - source_mean).T @ (target - target_mean))
-    flip = np.sign(np.linalg.det(vt.T @ u.T))
-    rotation = vt.T @ np.diag([1.0, 1.0, flip]) @ u.T
+    rotation, _ = _best_rotation(source - source_mean, target - target_mean)
     return rotation, target_mean - source_mean @ rotation.T
 
 
@@ -33,8 +39,6 @@ def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[float, np.nd
     reflection): for point sets in unknown units."""
     source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
     centred = source - source_mean
-    u, singular, vt = np.linalg.svd(centred.T @ (target - target_mean))
-    signs = np.array([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))])
-    rotation = vt.T @ np.diag(signs) @ u.T
-    scale = float((singular * signs).sum() / (centred**2).sum())
+    rotation, trace = _best_rotation(centred, target - target_mean)
+    scale = trace / float((centred**2).sum())
     return scale, rotation, target_mean - scale * source_mean @ rotation.T

@@ -18,7 +18,7 @@ from facegraph.datasets.face_crops import FaceCrops, to_y_down
 from facegraph.errors import InputError
 from facegraph.geometry.rigid import similarity_fit
 from facegraph.mesh.conventions import N_LANDMARKS, ConventionOffsets
-from facegraph.metrics.landmarks import landmark_box_size
+from facegraph.metrics.landmarks import INNER_51, landmark_box_size
 from facegraph.models.crop_regressor import CropRegressor, regress_params
 from facegraph.morphable.bfm import split_params
 
@@ -108,7 +108,6 @@ def mesh_offsets_from_photos(
     return ConventionOffsets(in_plane, counts, source)
 
 
-INNER = range(len(JAW), N_LANDMARKS)
 MEAN_FACE_MISFIT_MM = 8.0  # a mean face farther than this from the canonical face (inner 51, mm) is refused
 
 
@@ -123,7 +122,7 @@ def offsets_from_mean_face(
     mean_face = np.asarray(mean_face, dtype=np.float64)
     if mean_face.shape != (N_LANDMARKS, 3):
         raise ValueError(f"need a (68, 3) mean face, got {mean_face.shape}")
-    inner = list(INNER)
+    inner = list(INNER_51)
     if not np.ptp(mean_face[inner], axis=0).any():
         raise InputError("the mean face's inner points all coincide: not a face")
     scale, rotation, shift = similarity_fit(mean_face[inner], canonical[inner])
