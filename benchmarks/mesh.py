@@ -47,7 +47,7 @@ from facegraph.mesh.conventions import read_offsets
 from facegraph.mesh.landmarker import DEFAULT_REFINE, MeshLandmarker, bundled_weights
 from facegraph.mesh.refine import REFINE_METHODS
 from facegraph.mesh.weights import load_weights
-from facegraph.morphable.sfm import load_sfm, read_ibug_mapping
+from facegraph.morphable.sfm import load_sfm, load_sfm_blendshapes, read_ibug_mapping
 from facegraph.types import HeadPose, Landmarks
 
 SECTION = "mesh"
@@ -57,6 +57,8 @@ N_SCANS = 40
 SEED = 20261121  # not a training seed
 CALIBRATION_SCANS = 20
 CALIBRATION_SEED = SEED + 1
+EXPRESSION_SCANS = 30  # calibration faces with expressions: the markup rules must leave open mouths be
+EXPRESSION_SEED = SEED + 2
 SPEED_VERTICES = 30_000
 SPEED_RUNS = 7
 
@@ -79,14 +81,24 @@ def synthetic_set(folder: Path, bfm: str, context: float) -> Path:
     return _write_set(folder, [(Mesh(s.vertices, s.faces), s.landmarks) for s in scans])
 
 
-def sfm_set(folder: Path, shared: Path, seed: int = SEED, n_scans: int = N_SCANS) -> Path:
-    """Surrey Face Model faces from its prior, posed within ±20° yaw, ±10° pitch, ±5° roll."""
+def sfm_set(
+    folder: Path, shared: Path, seed: int = SEED, n_scans: int = N_SCANS, expressions: bool = False
+) -> Path:
+    """Surrey Face Model faces from its prior, posed within ±20° yaw, ±10° pitch, ±5° roll; with
+    ``expressions``, each also wears one of the model's six expression blendshapes in turn (anger,
+    disgust, fear, happiness, sadness, surprise) at a weight in [0.3, 1]: open mouths among them."""
     model = load_sfm(shared / "sfm" / "sfm_shape_3448.bin")
     mapping = read_ibug_mapping(shared / "sfm" / "ibug_to_sfm.txt")
+    blendshapes = []
+    if expressions:
+        path = shared / "sfm" / "expression_blendshapes_3448.bin"
+        blendshapes = list(load_sfm_blendshapes(path, len(model.mean)).values())
     rng = np.random.default_rng(seed)
     scans = []
-    for _ in range(n_scans):
+    for i in range(n_scans):
         vertices = model.random(rng)
+        if blendshapes:
+            vertices = vertices + rng.uniform(0.3, 1.0) * blendshapes[i % len(blendshapes)]
         rotation = pose_to_matrix(
             HeadPose(yaw=rng.uniform(-20, 20), pitch=rng.uniform(-10, 10), roll=rng.uniform(-5, 5))
         )
@@ -132,24 +144,64 @@ def evaluate(
 
 def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, Path]) -> None:
     """The shipped conventions (``300w``, from 300-W's training photos; ``spiga``, from SPIGA's 3D mean
-    face) and offsets fitted on other Surrey Face Model faces, applied to every set with the default
-    refinement, beside no offsets; the conventions are chosen on the calibration faces."""
-    calibration = sfm_set(work / "sfm-calibration", shared, CALIBRATION_SEED, CALIBRATION_SCANS)
-    offsets_path, plot = work / "sfm-offsets.json", OUT / "mesh-sfm-offsets.png"
-    fit = facegraph(
-        ["train", "mesh-offsets", "--data", str(calibration), "--weights", str(weights)]
-        + ["--out", str(offsets_path), "--plot", str(plot.relative_to(HERE.parent)), "--quiet"]
-    )
-    conventions = {"no offsets": None, "`--offsets 300w`": "300w", "`--offsets spiga`": "spiga"}
-    calibrated = {
-        label: evaluate(calibration, weights, DEFAULT_REFINE, f"calibration-{chosen or 'none'}", chosen)
-        for label, chosen in conventions.items()
+    face), each also without its markup rules, and offsets fitted on other Surrey Face Model faces,
+    applied to every set with the default refinement, beside no offsets; the conventions are chosen on
+    the calibration faces, neutral and with expressions."""
+    calibration_sets = {
+        f"{CALIBRATION_SCANS} neutral calibration faces (seed {CALIBRATION_SEED})": sfm_set(
+            work / "sfm-calibration", shared, CALIBRATION_SEED, CALIBRATION_SCANS
+        ),
+        f"{EXPRESSION_SCANS} with expressions (seed {EXPRESSION_SEED})": sfm_set(
+            work / "sfm-calibration-expressions", shared, EXPRESSION_SEED, EXPRESSION_SCANS, expressions=True
+        ),
     }
+    calibration = next(iter(calibration_sets.values()))
+    offsets_path, plot = work / "sfm-offsets.json", OUT / "mesh-sfm-offsets.png"
+    commands = [
+        facegraph(
+            ["train", "mesh-offsets", "--data", str(calibration), "--weights", str(weights)]
+            + ["--out", str(offsets_path), "--plot", str(plot.relative_to(HERE.parent)), "--quiet"]
+        )
+    ]
+    without_rules = {name: work / f"{name}-no-rules.json" for name in ("300w", "spiga")}
+    commands.append(
+        facegraph(
+            ["train", "mesh-offsets", "--photos", str(shared / "300w-train"), "--teacher-weights"]
+            + [str(shared / "3ddfa-v2"), "--no-markup-rules", "--out", str(without_rules["300w"]), "--quiet"]
+        )
+    )
+    mean_face = shared / "spiga-annotations" / "models3D" / "mean_face_3D_68.txt"
+    commands.append(
+        facegraph(
+            ["train", "mesh-offsets", "--mean-face", str(mean_face), "--no-markup-rules"]
+            + ["--out", str(without_rules["spiga"]), "--quiet"]
+        )
+    )
+    conventions = {
+        "no offsets": None,
+        "`300w` without rules": without_rules["300w"],
+        "`--offsets 300w`": "300w",
+        "`spiga` without rules": without_rules["spiga"],
+        "`--offsets spiga`": "spiga",
+    }
+
+    def run_name(chosen: Path | str | None) -> str:
+        return "none" if chosen is None else Path(chosen).stem
+
+    calibration_lines = []
+    for set_name, folder in calibration_sets.items():
+        figures = []
+        for label, chosen in conventions.items():
+            command, report = evaluate(
+                folder, weights, DEFAULT_REFINE, f"calibration-{folder.name}-{run_name(chosen)}", chosen
+            )
+            commands.append(command)
+            figures.append(f"{label.replace('`', '').replace('--offsets ', '')} {report['mean_mm_51']:.2f}")
+        calibration_lines.append(f"{set_name}: {', '.join(figures)}")
     conventions["SFM-fitted offsets"] = offsets_path
     offsets = read_offsets(offsets_path)
     sizes = np.linalg.norm(offsets.offsets, axis=1)
     largest = ", ".join(f"{i} ({sizes[i]:.1f})" for i in np.argsort(-sizes)[:8])
-    calibration_figures = ", ".join(f"{label} {r['mean_mm_51']:.2f}" for label, (_, r) in calibrated.items())
     lines = [
         "### Landmark conventions",
         "",
@@ -161,20 +213,27 @@ def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, 
         " `300w`, learnt from where 300-W's annotators put the inner 51 points on 1,207 of its training"
         " faces, AFW and HELEN, against a 3DMM regressor's fits (`facegraph train mesh-offsets --photos`;"
         " `docs/mesh-300w-convention.png`), and `spiga`, from where SPIGA's 3D mean face puts them"
-        " (`facegraph train mesh-offsets --mean-face`; `docs/mesh-spiga-convention.png`). Inner-51 error"
-        f" on the {CALIBRATION_SCANS} calibration faces (Surrey Face Model, seed {CALIBRATION_SEED}, not the"
-        f" test faces): {calibration_figures} mm. The SFM offsets were fitted by `facegraph train"
-        f" mesh-offsets` on those calibration faces: largest offsets (landmark, mm): {largest}; drawn on the"
-        f" mean face: `{plot.relative_to(HERE.parent)}`. Inner-51 error in mm, {DEFAULT_REFINE}:",
+        " (`facegraph train mesh-offsets --mean-face`; `docs/mesh-spiga-convention.png`). Both also apply"
+        " the 68-point markup's rules after the offsets (`facegraph.mesh.markup`): inner lips on the line"
+        " between the inner mouth corners when the lips meet; nose bridge, nostrils, eyelids and outer lips"
+        " evenly spaced between their ends; the columns"
+        " 'without rules' are the same offsets without them (`--no-markup-rules`).",
+        "",
+        "Inner-51 error (mm) on the Surrey Face Model calibration faces, not the test faces: "
+        + "; ".join(calibration_lines)
+        + ".",
+        "",
+        f"The SFM offsets were fitted by `facegraph train mesh-offsets` on the {CALIBRATION_SCANS} neutral"
+        f" calibration faces: largest offsets (landmark, mm): {largest}; drawn on the mean face:"
+        f" `{plot.relative_to(HERE.parent)}`. Inner-51 error in mm, {DEFAULT_REFINE}:",
         "",
         "| model | set | scans | " + " | ".join(conventions) + " |",
         "|---|---|---|" + "---|" * len(conventions),
     ]
-    commands = [fit, *(command for command, _ in calibrated.values())]
     for set_name, folder in sets.items():
         figures = []
         for chosen in conventions.values():
-            name = "none" if chosen is None else "sfm" if chosen == offsets_path else chosen
+            name = "sfm" if chosen == offsets_path else run_name(chosen)
             command, report = evaluate(
                 folder, weights, DEFAULT_REFINE, f"offsets-{name}-{folder.name}", chosen
             )

@@ -171,6 +171,9 @@ def test_train_mesh_offsets_fits_a_file_that_mesh_and_eval_mesh_apply(weights, t
     assert "2 scans, inner-51 error without offsets" in capsys.readouterr().out
     record = json.loads(offsets.read_text())
     assert record["counts"] == [2] * 68 and len(record["offsets_mm"]) == 68
+    assert record["rules"] == []  # scans annotated another way need not follow the 68-point markup
+    assert main([*argv, "--quiet", "--markup-rules"]) == 0
+    assert json.loads(offsets.read_text())["rules"] == ["closed-mouth", "even-spacing"]
     report_path = tmp_path / "report.json"
     argv = ["mesh", str(data / "s0_scan.obj"), "--weights", weights, "--offsets", str(offsets)]
     assert main([*argv, "--json", str(report_path)]) == 0
@@ -212,6 +215,9 @@ def test_train_mesh_offsets_learns_a_convention_from_a_mean_face_in_other_units(
     assert 5.0 < moved[21, 0] < 6.5 and -6.5 < moved[22, 0] < -5.0
     assert record["counts"] == [0] * 17 + [1] * 51
     assert "the 3D mean face mean_face.json" in record["source"]
+    assert record["rules"] == ["closed-mouth", "even-spacing"]
+    assert main([*argv, "--out", str(offsets), "--quiet", "--no-markup-rules"]) == 0
+    assert json.loads(offsets.read_text())["rules"] == []
 
 
 def test_train_mesh_offsets_refuses_a_mean_face_with_missing_points(weights, tmp_path, capsys):

@@ -496,8 +496,15 @@ def _offsets_from_mean_face(path: str, canonical: np.ndarray):
 
 
 def _write_and_plot_offsets(offsets, canonical: np.ndarray, title: str, args: argparse.Namespace) -> None:
-    from facegraph.mesh.conventions import write_offsets
+    """Write the offsets, with the markup rules unless told otherwise: they describe the 68-point
+    markup, which photo annotations and mean faces follow; annotated scans (--data) may not."""
+    import dataclasses
 
+    from facegraph.mesh.conventions import write_offsets
+    from facegraph.mesh.markup import MARKUP_RULES
+
+    with_rules = args.markup_rules if args.markup_rules is not None else not args.data
+    offsets = dataclasses.replace(offsets, rules=MARKUP_RULES if with_rules else ())
     write_offsets(args.out, offsets)
     if args.plot:
         from facegraph.viz.mesh_views import plot_landmark_offsets
@@ -505,7 +512,8 @@ def _write_and_plot_offsets(offsets, canonical: np.ndarray, title: str, args: ar
         plot_landmark_offsets(canonical, offsets.offsets, args.plot, title=f"convention offsets: {title}")
     sizes = np.linalg.norm(offsets.offsets, axis=1)
     largest = ", ".join(f"{i} {sizes[i]:.1f}" for i in np.argsort(-sizes)[:5])
-    print(f"largest offsets (landmark mm): {largest} -> {args.out}")
+    rules = f"; markup rules: {', '.join(offsets.rules)}" if offsets.rules else ""
+    print(f"largest offsets (landmark mm): {largest}{rules} -> {args.out}")
 
 
 def _parse_box(text: str) -> np.ndarray:
@@ -874,6 +882,13 @@ def build_parser() -> argparse.ArgumentParser:
     train_offsets.add_argument(
         "--bfm",
         help="with --photos: BFM folder (default: $FACEGRAPH_BFM, else a bfm/ folder beside the weights')",
+    )
+    train_offsets.add_argument(
+        "--markup-rules",
+        action=argparse.BooleanOptionalAction,
+        help="also apply the 68-point markup's rules (inner lips on the lip line when the lips meet; nose"
+        " bridge, nostrils, eyelids and outer lips evenly spaced) after the offsets (default: with --photos"
+        " and --mean-face)",
     )
     train_offsets.add_argument("--out", required=True, help="the offsets' JSON file, for --offsets")
     train_offsets.add_argument("--plot", help="also draw the offsets on the mean face (PNG)")

@@ -10,8 +10,16 @@ import pytest
 
 from facegraph.errors import InputError
 from facegraph.geometry import pose_to_matrix
-from facegraph.mesh import ConventionOffsets, MeshLandmarker, fit_offsets, read_offsets, write_offsets
+from facegraph.mesh import (
+    ConventionOffsets,
+    MeshLandmarker,
+    fit_offsets,
+    load_offsets,
+    read_offsets,
+    write_offsets,
+)
 from facegraph.mesh.conventions import face_rotation, offsets_in_frame
+from facegraph.mesh.markup import MARKUP_RULES, apply_markup_rules
 from facegraph.mesh.preprocess import get_config
 from facegraph.types import HeadPose
 from tests.mesh.test_landmarker import TINY_NETWORK, head, tiny_weights
@@ -102,3 +110,40 @@ def test_offsets_need_weights_with_a_canonical_frame(tmp_path):
     landmarker = MeshLandmarker(tiny_weights(tmp_path / "paper.safetensors", config, mean))
     with pytest.raises(InputError, match="canonical frame"):
         landmarker(head(), offsets=ConventionOffsets(TRUE_OFFSETS, np.ones(68, dtype=np.int64)))
+
+
+def test_markup_rules_round_trip_and_older_files_have_none(tmp_path):
+    path = tmp_path / "offsets.json"
+    write_offsets(path, ConventionOffsets(TRUE_OFFSETS, np.ones(68, dtype=np.int64), "x", MARKUP_RULES))
+    assert read_offsets(path).rules == MARKUP_RULES
+    record = json.loads(path.read_text())
+    del record["rules"]
+    path.write_text(json.dumps(record))
+    assert read_offsets(path).rules == ()
+
+
+def test_an_unknown_markup_rule_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "offsets.json"
+    write_offsets(path, ConventionOffsets(TRUE_OFFSETS, np.ones(68, dtype=np.int64)))
+    record = json.loads(path.read_text())
+    record["rules"] = ["closed-mouth", "straight-brows"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(InputError, match="rules must be a list of markup rules") as caught:
+        read_offsets(path)
+    assert caught.value.path == path
+
+
+def test_both_shipped_conventions_apply_the_markup_rules():
+    assert load_offsets("300w").rules == MARKUP_RULES and load_offsets("spiga").rules == MARKUP_RULES
+
+
+def test_the_landmarker_applies_the_markup_rules_after_the_offsets(tmp_path):
+    landmarker = MeshLandmarker(tiny_weights(tmp_path / "tiny.safetensors"))
+    mesh = head()
+    offsets = ConventionOffsets(TRUE_OFFSETS, np.full(68, 4))
+    moved = landmarker(mesh, refine="none", offsets=offsets)
+    ruled = landmarker(mesh, refine="none", offsets=replace(offsets, rules=("even-spacing",)))
+    expected, notes = apply_markup_rules(moved.points, ("even-spacing",), mesh.vertices, mesh.faces)
+    np.testing.assert_allclose(ruled.points, expected, atol=1e-9)
+    assert not np.allclose(ruled.points, moved.points)
+    assert notes[0] in ruled.notes

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facegraph.errors import InputError
-from facegraph.morphable.sfm import PcaShapeModel, load_sfm, read_ibug_mapping
+from facegraph.morphable.sfm import PcaShapeModel, load_sfm, load_sfm_blendshapes, read_ibug_mapping
 from tests.conftest import shared
 
 SFM = "sfm/sfm_shape_3448.bin"
@@ -206,3 +206,46 @@ def test_real_random_face_differs_from_the_mean_but_stays_face_sized(sfm):
     offset = np.linalg.norm(face - sfm.mean, axis=1)
     assert 1.0 < np.sqrt(np.mean(offset**2)) < 30.0
     assert np.ptp(face, axis=0) == pytest.approx(np.ptp(sfm.mean, axis=0), rel=0.25)
+
+
+def _blendshapes(shapes: dict[str, np.ndarray]) -> bytes:
+    """A blendshape archive as eos writes it: count, then each name and deformation (3V x 1)."""
+    data = struct.pack("<Q", len(shapes))
+    for name, deformation in shapes.items():
+        data += struct.pack("<Q", len(name.encode())) + name.encode() + _eigen(deformation.reshape(-1, 1))
+    return data
+
+
+def test_blendshapes_read_by_name_as_vertex_deformations(tmp_path):
+    shapes = {"smile": np.arange(24.0).reshape(8, 3), "frown": -np.ones((8, 3))}
+    loaded = load_sfm_blendshapes(_write(tmp_path, _blendshapes(shapes)), n_vertices=8)
+    assert list(loaded) == ["smile", "frown"]
+    for name, deformation in shapes.items():
+        np.testing.assert_array_equal(loaded[name], deformation)
+
+
+@pytest.mark.parametrize(
+    ("cut", "n_vertices", "problem"),
+    [(10, 8, "truncated eos model"), (None, 9, "expected \\(27, 1\\) for a 9-vertex model")],
+)
+def test_bad_blendshape_files_are_input_errors_naming_the_file(tmp_path, cut, n_vertices, problem):
+    data = _blendshapes({"smile": np.zeros((8, 3))})
+    path = _write(tmp_path, data[:cut] if cut else data)
+    with pytest.raises(InputError, match=problem) as caught:
+        load_sfm_blendshapes(path, n_vertices)
+    assert caught.value.path == path
+    with pytest.raises(InputError, match="not an eos blendshape file"):
+        load_sfm_blendshapes(_write(tmp_path, data + b"\0"), 8)
+
+
+def test_real_blendshapes_open_the_mouth_for_surprise(sfm):
+    blendshapes = load_sfm_blendshapes(shared("sfm/expression_blendshapes_3448.bin"), len(sfm.mean))
+    assert list(blendshapes) == ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
+    mapping = read_ibug_mapping(shared("sfm/ibug_to_sfm.txt"))
+    upper, lower = mapping[62], mapping[66]  # the inner lips' middle points
+
+    def gap(deformation: np.ndarray) -> float:
+        vertices = sfm.mean + deformation
+        return float(np.linalg.norm(vertices[upper] - vertices[lower]))
+
+    assert gap(np.zeros_like(sfm.mean)) < 1.0 < 10.0 < gap(blendshapes["surprise"])

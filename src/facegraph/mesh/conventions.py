@@ -9,10 +9,14 @@ learn it: :func:`fit_offsets` averages, per landmark, the error of the predictio
 canonical frame (+Y up, +Z toward the viewer, mm), and the landmarker adds the offsets back, turned
 into each scan's frame, before its refinement step puts the points on the surface.
 
-The package ships two conventions: ``300w``, where 300-W's annotators put the inner 51 points, learnt
-from its training photos against a 3DMM regressor's fits (``facegraph train mesh-offsets --photos``),
-and ``spiga``, where SPIGA's published 3D mean face puts them (``facegraph train mesh-offsets
---mean-face``).
+A convention may also name rules of the 68-point markup that no constant offset expresses
+(:mod:`facegraph.mesh.markup`: inner lips on the lip line when the lips meet; nose bridge, nostrils,
+eyelids and outer lips evenly spaced); the landmarker applies them after the offsets.
+
+The package ships two conventions, both with those rules: ``300w``, where 300-W's annotators put the
+inner 51 points, learnt from its training photos against a 3DMM regressor's fits (``facegraph train
+mesh-offsets --photos``), and ``spiga``, where SPIGA's published 3D mean face puts them (``facegraph
+train mesh-offsets --mean-face``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 from facegraph.errors import InputError
 from facegraph.geometry.rigid import robust_rigid_fit
 from facegraph.io.atomic import write_atomic
+from facegraph.mesh.markup import MARKUP_RULES
 
 N_LANDMARKS = 68
 FORMAT = "facegraph-landmark-offsets"
@@ -36,11 +41,13 @@ BUNDLED_CONVENTIONS = ("300w", "spiga")
 @dataclass(frozen=True)
 class ConventionOffsets:
     """Offsets (68, 3) in mm in the canonical frame, how many scans annotated each landmark (68,)
-    (a landmark no scan annotated keeps a zero offset), and a free-text note on where they came from."""
+    (a landmark no scan annotated keeps a zero offset), a free-text note on where they came from, and
+    the markup rules (``facegraph.mesh.markup.MARKUP_RULES``) applied after them."""
 
     offsets: np.ndarray
     counts: np.ndarray
     source: str = ""
+    rules: tuple[str, ...] = ()
 
     @property
     def n_scans(self) -> int:
@@ -89,6 +96,7 @@ def write_offsets(path: str | Path, offsets: ConventionOffsets) -> None:
         "source": offsets.source,
         "offsets_mm": np.round(offsets.offsets, 4).tolist(),
         "counts": offsets.counts.tolist(),
+        "rules": list(offsets.rules),
     }
     write_atomic(path, json.dumps(record, indent=1) + "\n")
 
@@ -113,7 +121,11 @@ def read_offsets(path: str | Path) -> ConventionOffsets:
         raise InputError(f"expected 68 offsets of 3 numbers and 68 counts, got {offsets.shape}", path)
     if not np.isfinite(offsets).all():
         raise InputError("offsets must be finite", path)
-    return ConventionOffsets(offsets, counts, str(record.get("source", "")))
+    rules = record.get("rules", [])
+    if not isinstance(rules, list) or not all(rule in MARKUP_RULES for rule in rules):
+        known = ", ".join(MARKUP_RULES)
+        raise InputError(f"rules must be a list of markup rules ({known}), got {rules!r}", path)
+    return ConventionOffsets(offsets, counts, str(record.get("source", "")), tuple(rules))
 
 
 def load_offsets(name_or_path: str | Path) -> ConventionOffsets:

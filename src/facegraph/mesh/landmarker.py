@@ -21,6 +21,7 @@ from facegraph.geometry.rigid import robust_rigid_fit
 from facegraph.io.meshes import Mesh, read_mesh
 from facegraph.mesh.checks import MM_PER_UNIT, check_scan
 from facegraph.mesh.conventions import ConventionOffsets, offsets_in_frame
+from facegraph.mesh.markup import apply_markup_rules
 from facegraph.mesh.preprocess import MeshConfig, crop_to_ball, network_input, to_batch
 from facegraph.mesh.refine import refine_landmarks
 from facegraph.mesh.sampling import (
@@ -169,6 +170,11 @@ class MeshLandmarker:
             estimate, top_points = estimate + shift, top_points + shift[:, None, :]
             origin = offsets.source or f"{offsets.n_scans} annotated scans"
             notes.append(f"moved by convention offsets from {origin}")
+            if offsets.rules:
+                moved, applied = apply_markup_rules(estimate, offsets.rules, vertices, scan.faces)
+                top_points = top_points + (moved - estimate)[:, None, :]
+                estimate = moved
+                notes.extend(applied)
         start = time.perf_counter()
         method = refine if scan.faces is not None or refine == "none" else "euclidean"
         if method != refine:

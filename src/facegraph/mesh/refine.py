@@ -302,6 +302,16 @@ def _geodesic_squared_distances(
     return np.maximum(distances.T**2, straight), candidates
 
 
+def distances_to_surface(vertices: np.ndarray, faces: np.ndarray | None, points: np.ndarray) -> np.ndarray:
+    """Distance (P,) from each point to the surface, or to the nearest vertex of a point cloud."""
+    surface = _Surface.build(np.asarray(vertices, dtype=np.float64), faces)
+    points = np.asarray(points, dtype=np.float64)
+    if surface.faces is None:
+        distances, _ = surface.tree.query(points)
+        return np.asarray(distances, dtype=np.float64)
+    return np.linalg.norm(_snap(surface, points) - points, axis=1)
+
+
 def refine_landmarks(
     vertices: np.ndarray,
     faces: np.ndarray | None,

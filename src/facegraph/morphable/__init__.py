@@ -10,7 +10,7 @@ from facegraph.morphable.bfm import (
     resolve_bfm_folder,
     split_params,
 )
-from facegraph.morphable.sfm import PcaShapeModel, load_sfm, read_ibug_mapping
+from facegraph.morphable.sfm import PcaShapeModel, load_sfm, load_sfm_blendshapes, read_ibug_mapping
 
 __all__ = [
     "BFM_ENV",
@@ -21,6 +21,7 @@ __all__ = [
     "PcaShapeModel",
     "load_bfm",
     "load_sfm",
+    "load_sfm_blendshapes",
     "read_ibug_mapping",
     "resolve_bfm_folder",
     "split_params",

@@ -12,6 +12,10 @@
   insert an expression model and landmark definitions before it; those sections are not read, so only
   version-1 files are checked to end exactly where the archive does.
 
+``expression_blendshapes_3448.bin`` is a cereal binary ``std::vector<Blendshape>``: a ``uint64`` count,
+then for each a name (``uint64`` length and UTF-8 bytes) and its deformation (an Eigen float matrix,
+3V x 1), added to a shape as ``shape + weight * deformation``.
+
 Vertices are interleaved ``x0, y0, z0, x1, ...``, in millimetres, in a right-handed frame with x toward
 the subject's left (the viewer's right), y up and z toward the viewer. Eigenvalues are variances in mm^2.
 """
@@ -180,6 +184,45 @@ def load_sfm(path: str | Path) -> PcaShapeModel:
             trailing = len(data) - archive.offset
             raise InputError(f"not an eos model: {trailing} unexpected trailing bytes", path)
     return model
+
+
+MAX_BLENDSHAPE_NAME = 256  # bytes: a longer name means the file is not a blendshape archive
+
+
+def load_sfm_blendshapes(path: str | Path, n_vertices: int) -> dict[str, np.ndarray]:
+    """Expression blendshapes (name -> (V, 3) deformation in mm) of an eos file such as
+    ``expression_blendshapes_3448.bin``, for a model of ``n_vertices`` vertices.
+
+    InputError (naming the file) when it is missing, truncated, not a blendshape archive, or made for a
+    model of another size.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read eos blendshapes ({exc.strerror or exc})", path) from None
+    archive = _Archive(data, path)
+    blendshapes = {}
+    for i in range(archive.scalar("<Q", "blendshape count")):
+        length = archive.scalar("<Q", f"blendshape {i} name")
+        if length > MAX_BLENDSHAPE_NAME:
+            raise InputError(f"not an eos blendshape file: blendshape {i} has a {length}-byte name", path)
+        start = archive.take(length, f"blendshape {i} name")
+        try:
+            name = data[start : start + length].decode()
+        except UnicodeDecodeError:
+            raise InputError(f"not an eos blendshape file: blendshape {i}'s name is not text", path) from None
+        deformation = archive.eigen_matrix(f"blendshape {name!r}")
+        if deformation.shape != (3 * n_vertices, 1):
+            raise InputError(
+                f"blendshape {name!r} is {deformation.shape}, expected ({3 * n_vertices}, 1) for a"
+                f" {n_vertices}-vertex model",
+                path,
+            )
+        blendshapes[name] = deformation.reshape(-1, 3)
+    if archive.offset != len(data):
+        raise InputError(f"not an eos blendshape file: {len(data) - archive.offset} trailing bytes", path)
+    return blendshapes
 
 
 def read_ibug_mapping(path: str | Path) -> dict[int, int]:
