@@ -161,17 +161,22 @@ def _shape_model(archive: _Archive) -> PcaShapeModel:
     return PcaShapeModel(mean.reshape(-1, 3), basis, eigenvalues, triangles)
 
 
+def _open_archive(path: str | Path, what: str) -> _Archive:
+    """The file's bytes as an archive; an unreadable file is an InputError naming it."""
+    path = Path(path)
+    try:
+        return _Archive(path.read_bytes(), path)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} ({exc.strerror or exc})", path) from None
+
+
 def load_sfm(path: str | Path) -> PcaShapeModel:
     """The shape model of an eos ``MorphableModel`` file such as ``sfm_shape_3448.bin``.
 
     InputError (naming the file) when it is missing, truncated or not an eos cereal binary model.
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read eos model ({exc.strerror or exc})", path) from None
-    archive = _Archive(data, path)
+    archive = _open_archive(path, "eos model")
+    path, data = archive.path, archive.data
     version = archive.scalar("<I", "version")
     if version not in _KNOWN_VERSIONS:
         raise InputError(f"not an eos model: MorphableModel version {version}, expected 1 to 4", path)
@@ -196,12 +201,8 @@ def load_sfm_blendshapes(path: str | Path, n_vertices: int) -> dict[str, np.ndar
     InputError (naming the file) when it is missing, truncated, not a blendshape archive, or made for a
     model of another size.
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read eos blendshapes ({exc.strerror or exc})", path) from None
-    archive = _Archive(data, path)
+    archive = _open_archive(path, "eos blendshapes")
+    path, data = archive.path, archive.data
     blendshapes = {}
     for i in range(archive.scalar("<Q", "blendshape count")):
         length = archive.scalar("<Q", f"blendshape {i} name")
