@@ -132,13 +132,14 @@ def facegraph(args: list[str]) -> str:
 
 
 def evaluate(
-    data: Path, weights: Path, refine: str, name: str, offsets: Path | str | None = None
+    data: Path, weights: Path, refine: str, name: str, convention: list[str] | None = None
 ) -> tuple[str, dict]:
-    """Run ``facegraph eval mesh`` on a folder; returns the command and the report."""
+    """Run ``facegraph eval mesh`` on a folder, with ``convention``'s arguments (``--offsets ...``)
+    if given; returns the command and the report."""
     OUT.mkdir(exist_ok=True)
     json_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"facegraph-mesh-{name}.json"
     args = ["eval", "mesh", "--data", str(data), "--weights", str(weights), "--refine", refine]
-    args += ["--json", str(json_path), "--quiet"] + (["--offsets", str(offsets)] if offsets else [])
+    args += ["--json", str(json_path), "--quiet", *(convention or [])]
     return facegraph(args), json.loads(json_path.read_text())
 
 
@@ -147,58 +148,38 @@ def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, 
     face), each also without its markup rules, and offsets fitted on other Surrey Face Model faces,
     applied to every set with the default refinement, beside no offsets; the conventions are chosen on
     the calibration faces, neutral and with expressions."""
+    neutral = sfm_set(work / "sfm-calibration", shared, CALIBRATION_SEED, CALIBRATION_SCANS)
     calibration_sets = {
-        f"{CALIBRATION_SCANS} neutral calibration faces (seed {CALIBRATION_SEED})": sfm_set(
-            work / "sfm-calibration", shared, CALIBRATION_SEED, CALIBRATION_SCANS
-        ),
+        f"{CALIBRATION_SCANS} neutral calibration faces (seed {CALIBRATION_SEED})": neutral,
         f"{EXPRESSION_SCANS} with expressions (seed {EXPRESSION_SEED})": sfm_set(
             work / "sfm-calibration-expressions", shared, EXPRESSION_SEED, EXPRESSION_SCANS, expressions=True
         ),
     }
-    calibration = next(iter(calibration_sets.values()))
     offsets_path, plot = work / "sfm-offsets.json", OUT / "mesh-sfm-offsets.png"
     commands = [
         facegraph(
-            ["train", "mesh-offsets", "--data", str(calibration), "--weights", str(weights)]
+            ["train", "mesh-offsets", "--data", str(neutral), "--weights", str(weights)]
             + ["--out", str(offsets_path), "--plot", str(plot.relative_to(HERE.parent)), "--quiet"]
         )
     ]
-    without_rules = {name: work / f"{name}-no-rules.json" for name in ("300w", "spiga")}
-    commands.append(
-        facegraph(
-            ["train", "mesh-offsets", "--photos", str(shared / "300w-train"), "--teacher-weights"]
-            + [str(shared / "3ddfa-v2"), "--no-markup-rules", "--out", str(without_rules["300w"]), "--quiet"]
-        )
-    )
-    mean_face = shared / "spiga-annotations" / "models3D" / "mean_face_3D_68.txt"
-    commands.append(
-        facegraph(
-            ["train", "mesh-offsets", "--mean-face", str(mean_face), "--no-markup-rules"]
-            + ["--out", str(without_rules["spiga"]), "--quiet"]
-        )
-    )
-    conventions = {
-        "no offsets": None,
-        "`300w` without rules": without_rules["300w"],
-        "`--offsets 300w`": "300w",
-        "`spiga` without rules": without_rules["spiga"],
-        "`--offsets spiga`": "spiga",
+    conventions = {  # label: (run name, eval mesh arguments)
+        "no offsets": ("none", []),
+        "`300w` without rules": ("300w-no-rules", ["--offsets", "300w", "--no-markup-rules"]),
+        "`--offsets 300w`": ("300w", ["--offsets", "300w"]),
+        "`spiga` without rules": ("spiga-no-rules", ["--offsets", "spiga", "--no-markup-rules"]),
+        "`--offsets spiga`": ("spiga", ["--offsets", "spiga"]),
     }
-
-    def run_name(chosen: Path | str | None) -> str:
-        return "none" if chosen is None else Path(chosen).stem
-
     calibration_lines = []
     for set_name, folder in calibration_sets.items():
         figures = []
-        for label, chosen in conventions.items():
+        for label, (run, arguments) in conventions.items():
             command, report = evaluate(
-                folder, weights, DEFAULT_REFINE, f"calibration-{folder.name}-{run_name(chosen)}", chosen
+                folder, weights, DEFAULT_REFINE, f"calibration-{folder.name}-{run}", arguments
             )
             commands.append(command)
             figures.append(f"{label.replace('`', '').replace('--offsets ', '')} {report['mean_mm_51']:.2f}")
         calibration_lines.append(f"{set_name}: {', '.join(figures)}")
-    conventions["SFM-fitted offsets"] = offsets_path
+    conventions["SFM-fitted offsets"] = ("sfm", ["--offsets", str(offsets_path)])
     offsets = read_offsets(offsets_path)
     sizes = np.linalg.norm(offsets.offsets, axis=1)
     largest = ", ".join(f"{i} ({sizes[i]:.1f})" for i in np.argsort(-sizes)[:8])
@@ -232,10 +213,9 @@ def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, 
     ]
     for set_name, folder in sets.items():
         figures = []
-        for chosen in conventions.values():
-            name = "sfm" if chosen == offsets_path else run_name(chosen)
+        for run, arguments in conventions.values():
             command, report = evaluate(
-                folder, weights, DEFAULT_REFINE, f"offsets-{name}-{folder.name}", chosen
+                folder, weights, DEFAULT_REFINE, f"offsets-{run}-{folder.name}", arguments
             )
             commands.append(command)
             figures.append(report["mean_mm_51"])

@@ -197,6 +197,12 @@ def test_mesh_applies_a_shipped_convention_by_name(name, source, moved_most, wei
     assert shift[:17].max() < 1e-6  # the jaw keeps the network's own points
     assert all(5.0 < shift[i] < 12.0 for i in moved_most)  # the inner brow ends, the nose bridge's top
     assert source in json.loads(moved_path.read_text())["notes"][0]
+    bare_path = tmp_path / "bare.json"
+    assert main([*argv, "--no-markup-rules", "--json", str(bare_path)]) == 0
+    bare = np.array(json.loads(bare_path.read_text())["points"])
+    assert not np.allclose(bare, moved)  # the shipped convention's rules moved points
+    ruled = [i for i in range(68) if not np.allclose(bare[i], moved[i])]
+    assert set(ruled) <= set(range(28, 30)) | set(range(32, 35)) | set(range(37, 48)) | set(range(49, 68))
 
 
 def test_train_mesh_offsets_learns_a_convention_from_a_mean_face_in_other_units(weights, tmp_path):
@@ -289,6 +295,7 @@ def test_train_mesh_offsets_learns_a_convention_from_annotated_photos(weights, t
     assert moved[21, 0] > 3.0 and moved[22, 0] < -3.0  # 300-W's inner brow ends lie nearer the midline
     assert (moved[27:30, 1] > 2.0).all()  # and its nose bridge higher
     np.testing.assert_allclose(moved[FLIP_ORDER] * [-1, 1, 1], moved, atol=1e-3)  # the same on both sides
+    assert record["rules"] == ["closed-mouth", "even-spacing"]  # photos follow the 68-point markup
 
 
 def test_train_mesh_offsets_refuses_too_few_annotated_photos(weights, tmp_path, capsys):
@@ -311,3 +318,9 @@ def test_mesh_refuses_an_offsets_file_that_is_not_one(weights, tmp_path, capsys)
     bad.write_text(json.dumps({"points": []}))
     err = user_error(["mesh", str(scan), "--weights", weights, "--offsets", str(bad)], capsys)
     assert f"{bad}: not a landmark offsets file" in err
+
+
+def test_markup_rules_without_a_convention_are_a_user_error(weights, tmp_path, capsys):
+    scan = write_head(tmp_path / "head.obj")
+    err = user_error(["mesh", str(scan), "--weights", weights, "--markup-rules"], capsys)
+    assert "--markup-rules and --no-markup-rules need --offsets" in err

@@ -7,6 +7,7 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -267,9 +268,20 @@ def cmd_mesh(args: argparse.Namespace) -> None:
 
 
 def _mesh_offsets(args: argparse.Namespace):
+    """The convention of --offsets, its markup rules switched on or off by --markup-rules if given."""
     from facegraph.mesh.conventions import load_offsets
+    from facegraph.mesh.markup import MARKUP_RULES
 
-    return load_offsets(args.offsets) if args.offsets else None
+    if not args.offsets:
+        if args.markup_rules is not None:
+            raise InputError(
+                "--markup-rules and --no-markup-rules need --offsets (rules follow a convention)"
+            )
+        return None
+    offsets = load_offsets(args.offsets)
+    if args.markup_rules is None:
+        return offsets
+    return dataclasses.replace(offsets, rules=MARKUP_RULES if args.markup_rules else ())
 
 
 def _annotated_scans(data: str) -> list:
@@ -498,12 +510,10 @@ def _offsets_from_mean_face(path: str, canonical: np.ndarray):
 def _write_and_plot_offsets(offsets, canonical: np.ndarray, title: str, args: argparse.Namespace) -> None:
     """Write the offsets, with the markup rules unless told otherwise: they describe the 68-point
     markup, which photo annotations and mean faces follow; annotated scans (--data) may not."""
-    import dataclasses
-
     from facegraph.mesh.conventions import write_offsets
     from facegraph.mesh.markup import MARKUP_RULES
 
-    with_rules = args.markup_rules if args.markup_rules is not None else not args.data
+    with_rules = args.markup_rules if args.markup_rules is not None else args.data is None
     offsets = dataclasses.replace(offsets, rules=MARKUP_RULES if with_rules else ())
     write_offsets(args.out, offsets)
     if args.plot:
@@ -744,7 +754,11 @@ def _add_mesh_args(parser: argparse.ArgumentParser) -> None:
 OFFSETS_HELP = (
     "move the landmarks to another convention: '300w' (shipped: where 300-W's annotators put the inner"
     " points), 'spiga' (shipped: where SPIGA's 3D mean face puts them) or an offsets file from"
-    " 'facegraph train mesh-offsets'"
+    " 'facegraph train mesh-offsets'; both shipped ones also apply the 68-point markup's rules"
+)
+MARKUP_RULES_HELP = (
+    "with --offsets: apply the 68-point markup's rules after the offsets, or not (default: as the"
+    " convention's file says)"
 )
 
 
@@ -812,6 +826,7 @@ def build_parser() -> argparse.ArgumentParser:
     mesh.add_argument("scans", nargs="+", help="mesh files (.obj .ply .stl .off) or folders of them")
     _add_mesh_args(mesh)
     mesh.add_argument("--offsets", help=OFFSETS_HELP)
+    mesh.add_argument("--markup-rules", action=argparse.BooleanOptionalAction, help=MARKUP_RULES_HELP)
     mesh.add_argument("--json", help="write the landmarks as JSON here (several scans: a list under 'scans')")
     mesh.add_argument("--out", help="folder for each scan's landmarks (.json, .pp, _landmarks.ply) and a PNG")
     mesh.set_defaults(run=cmd_mesh)
@@ -824,6 +839,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_mesh_args(eval_mesh)
     eval_mesh.add_argument("--offsets", help=OFFSETS_HELP)
+    eval_mesh.add_argument("--markup-rules", action=argparse.BooleanOptionalAction, help=MARKUP_RULES_HELP)
     eval_mesh.add_argument("--json", help="write the report as JSON here")
     eval_mesh.add_argument("--plot", help="write the cumulative error curves as a PNG here")
     eval_mesh.set_defaults(run=cmd_eval_mesh)
@@ -886,7 +902,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_offsets.add_argument(
         "--markup-rules",
         action=argparse.BooleanOptionalAction,
-        help="also apply the 68-point markup's rules (inner lips on the lip line when the lips meet; nose"
+        help="also apply the 68-point markup's rules (inner lips where they meet when the lips meet; nose"
         " bridge, nostrils, eyelids and outer lips evenly spaced) after the offsets (default: with --photos"
         " and --mean-face)",
     )

@@ -126,11 +126,12 @@ def test_an_unknown_markup_rule_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "offsets.json"
     write_offsets(path, ConventionOffsets(TRUE_OFFSETS, np.ones(68, dtype=np.int64)))
     record = json.loads(path.read_text())
-    record["rules"] = ["closed-mouth", "straight-brows"]
-    path.write_text(json.dumps(record))
-    with pytest.raises(InputError, match="rules must be a list of markup rules") as caught:
-        read_offsets(path)
-    assert caught.value.path == path
+    for rules in (["closed-mouth", "straight-brows"], "closed-mouth"):
+        record["rules"] = rules
+        path.write_text(json.dumps(record))
+        with pytest.raises(InputError, match="rules must be a list of markup rules") as caught:
+            read_offsets(path)
+        assert caught.value.path == path
 
 
 def test_both_shipped_conventions_apply_the_markup_rules():
@@ -147,3 +148,31 @@ def test_the_landmarker_applies_the_markup_rules_after_the_offsets(tmp_path):
     np.testing.assert_allclose(ruled.points, expected, atol=1e-9)
     assert not np.allclose(ruled.points, moved.points)
     assert notes[0] in ruled.notes
+
+
+def test_the_landmarker_gives_the_rules_the_scan_in_mm_and_answers_in_its_units(tmp_path, monkeypatch):
+    import facegraph.mesh.landmarker as landmarker_module
+
+    seen = {}
+
+    def shift_up(points, rules, vertices, faces):
+        seen.update(rules=rules, radius=np.linalg.norm(vertices, axis=1).max(), faces=faces)
+        return points + [0.0, 5.0, 0.0], ["moved up"]
+
+    monkeypatch.setattr(landmarker_module, "apply_markup_rules", shift_up)
+    landmarker = MeshLandmarker(tiny_weights(tmp_path / "tiny.safetensors"))
+    mm, cm = head(), head()
+    cm = replace(cm, vertices=cm.vertices / 10.0)
+    offsets = ConventionOffsets(TRUE_OFFSETS, np.full(68, 4), rules=("even-spacing",))
+    plain = landmarker(cm, refine="none", units="cm", offsets=replace(offsets, rules=()))
+    ruled = landmarker(cm, refine="none", units="cm", offsets=offsets)
+    assert seen["rules"] == ("even-spacing",) and seen["radius"] == pytest.approx(80.0)
+    np.testing.assert_allclose(ruled.points - plain.points, np.tile([0.0, 0.5, 0.0], (68, 1)), atol=1e-9)
+    assert "moved up" in ruled.notes
+    landmarker(mm, offsets=offsets)
+    assert seen["faces"] is not None
+
+
+def test_convention_offsets_refuse_an_unknown_rule():
+    with pytest.raises(ValueError, match="unknown markup rules"):
+        ConventionOffsets(TRUE_OFFSETS, np.ones(68, dtype=np.int64), rules=("closed-mouths",))

@@ -225,17 +225,30 @@ def test_blendshapes_read_by_name_as_vertex_deformations(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("cut", "n_vertices", "problem"),
-    [(10, 8, "truncated eos model"), (None, 9, "expected \\(27, 1\\) for a 9-vertex model")],
+    ("shapes", "cut", "n_vertices", "problem"),
+    [
+        ({"smile": np.zeros((8, 3))}, 10, 8, "truncated eos blendshapes"),
+        ({"smile": np.zeros((8, 3))}, None, 9, "expected \\(27, 1\\) for a 9-vertex model"),
+        ({"smile": np.full((8, 3), np.nan)}, None, 8, "blendshape 'smile' has NaN or infinite values"),
+        ({"x" * 300: np.zeros((8, 3))}, None, 8, "has a 300-byte name"),
+    ],
 )
-def test_bad_blendshape_files_are_input_errors_naming_the_file(tmp_path, cut, n_vertices, problem):
-    data = _blendshapes({"smile": np.zeros((8, 3))})
+def test_bad_blendshape_files_are_input_errors_naming_the_file(tmp_path, shapes, cut, n_vertices, problem):
+    data = _blendshapes(shapes)
     path = _write(tmp_path, data[:cut] if cut else data)
     with pytest.raises(InputError, match=problem) as caught:
         load_sfm_blendshapes(path, n_vertices)
     assert caught.value.path == path
-    with pytest.raises(InputError, match="not an eos blendshape file"):
-        load_sfm_blendshapes(_write(tmp_path, data + b"\0"), 8)
+
+
+def test_trailing_bytes_and_repeated_names_are_not_a_blendshape_file(tmp_path):
+    one = _blendshapes({"smile": np.zeros((8, 3))})
+    repeated = struct.pack("<Q", 2) + one[8:] + one[8:]
+    for data, problem in ((one + b"\0", "1 trailing bytes"), (repeated, "two blendshapes are named 'smile'")):
+        path = _write(tmp_path, data)
+        with pytest.raises(InputError, match=problem) as caught:
+            load_sfm_blendshapes(path, 8)
+        assert caught.value.path == path
 
 
 def test_real_blendshapes_open_the_mouth_for_surprise(sfm):

@@ -10,7 +10,7 @@ canonical frame (+Y up, +Z toward the viewer, mm), and the landmarker adds the o
 into each scan's frame, before its refinement step puts the points on the surface.
 
 A convention may also name rules of the 68-point markup that no constant offset expresses
-(:mod:`facegraph.mesh.markup`: inner lips on the lip line when the lips meet; nose bridge, nostrils,
+(:mod:`facegraph.mesh.markup`: inner lips where they meet when the lips meet; nose bridge, nostrils,
 eyelids and outer lips evenly spaced); the landmarker applies them after the offsets.
 
 The package ships two conventions, both with those rules: ``300w``, where 300-W's annotators put the
@@ -31,7 +31,7 @@ import numpy as np
 from facegraph.errors import InputError
 from facegraph.geometry.rigid import robust_rigid_fit
 from facegraph.io.atomic import write_atomic
-from facegraph.mesh.markup import MARKUP_RULES
+from facegraph.mesh.markup import MARKUP_RULES, validate_rules
 
 N_LANDMARKS = 68
 FORMAT = "facegraph-landmark-offsets"
@@ -48,6 +48,10 @@ class ConventionOffsets:
     counts: np.ndarray
     source: str = ""
     rules: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", tuple(self.rules))
+        validate_rules(self.rules)
 
     @property
     def n_scans(self) -> int:

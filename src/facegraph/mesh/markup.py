@@ -3,12 +3,14 @@
 The annotators of the 68-point markup (Multi-PIE, 300-W, menpo) follow rules that the Basel Face
 Model's landmark vertices, and so the network, follow only on average:
 
-- ``closed-mouth``: when the lips meet, the inner lip points lie on the line where they meet, the upper
-  (61-63) on the lower (67-65), a quarter, a half and three quarters of the way between the inner
-  mouth corners (60, 64). On a closed mouth the network puts them on the lips' faces, 5-6 mm apart on
-  the Surrey Face Model. Whether the lips meet is read from the scan: the point halfway between each
-  upper and lower inner lip estimate lies on the surface (within ``LIPS_TOUCH_MM``); on an open mouth it
-  lies in the gap, and the points are left alone.
+- ``closed-mouth``: when the lips meet, the upper inner lip points (61-63) and the lower ones (67-65)
+  coincide where the lips meet. The rule puts each pair at the surface point closest to a quarter, a
+  half and three quarters of the way from the inner mouth corner 60 to 64 (the straight line between
+  the corners runs inside the lips). On a closed mouth the network puts them on the lips' faces, 5-6 mm
+  apart on the Surrey Face Model. Whether the lips meet is read from the scan: the point halfway between
+  each upper and lower inner lip estimate must lie within ``LIPS_TOUCH_MM`` of the surface, which on an
+  open mouth it does only while the lips are less than about twice that apart. A point cloud has no
+  surface to tell by, and keeps its inner lips.
 - ``even-spacing``: the points between the two ends of a contour are spaced evenly along the line
   joining the ends, whatever the face's proportions: the nose bridge (28, 29 from 27 to 30), the
   nostrils (32-34 from 31 to 35), each eyelid (37, 38 from corner 36 to 39, and so on) and each outer
@@ -18,20 +20,20 @@ Model's landmark vertices, and so the network, follow only on average:
   contours. The brows, evenly spaced in the markup too, are left out: on the calibration scans moving
   them did worse.
 
-Both run after a convention's offsets have moved the end points, before the refinement puts every
-point on the surface.
+Both run after a convention's offsets have moved the end points, before the refinement.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from facegraph.mesh.refine import distances_to_surface
+from facegraph.mesh.refine import closest_surface_points
 
 MARKUP_RULES = ("closed-mouth", "even-spacing")
-LIPS_TOUCH_MM = 2.0  # chosen on Surrey Face Model scans with expressions: 1.5-3 mm do as well
-INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))  # upper, lower: left to right, meeting on a closed mouth
-INNER_MOUTH_CORNERS = (60, 64)
+LIPS_TOUCH_MM = 2.0  # chosen on Surrey Face Model scans with expressions: 1.5-3 mm did as well
+# (upper, lower) inner lip pairs from the subject's right to left; the pairs meet on a closed mouth
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+INNER_MOUTH_CORNERS = (60, 64)  # the subject's right, left
 EVEN_CONTOURS = (  # (first end, the points between in order, last end)
     (27, (28, 29), 30),
     (31, (32, 33, 34), 35),
@@ -44,16 +46,30 @@ EVEN_CONTOURS = (  # (first end, the points between in order, last end)
 )
 
 
-def lips_touch(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray | None) -> bool:
-    """Whether each upper inner lip estimate and the lower one below it meet on the surface (in mm)."""
-    halfway = np.array([(points[upper] + points[lower]) / 2 for upper, lower in INNER_LIP_PAIRS])
-    return bool(distances_to_surface(vertices, faces, halfway).max() < LIPS_TOUCH_MM)
+def validate_rules(rules: tuple[str, ...]) -> None:
+    """Raise ValueError naming any rule that is not one of ``MARKUP_RULES``."""
+    unknown = sorted(set(rules) - set(MARKUP_RULES))
+    if unknown:
+        raise ValueError(f"unknown markup rules {unknown}: expected some of {', '.join(MARKUP_RULES)}")
 
 
 def _spread(start: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
     """``n`` points evenly spaced strictly between ``start`` and ``end``."""
     fractions = np.arange(1, n + 1)[:, None] / (n + 1)
     return start + fractions * (end - start)
+
+
+def _close_mouth(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> bool:
+    """Put the inner lip pairs on the surface between the inner corners (in place) if the lips meet."""
+    halfway = np.array([(points[upper] + points[lower]) / 2 for upper, lower in INNER_LIP_PAIRS])
+    right, left = INNER_MOUTH_CORNERS
+    line = _spread(points[right], points[left], len(INNER_LIP_PAIRS))
+    closest = closest_surface_points(vertices, faces, np.concatenate([halfway, line]))
+    if not np.linalg.norm(closest[: len(halfway)] - halfway, axis=1).max() < LIPS_TOUCH_MM:
+        return False
+    for (upper, lower), point in zip(INNER_LIP_PAIRS, closest[len(halfway) :], strict=True):
+        points[upper] = points[lower] = point
+    return True
 
 
 def _space_evenly(points: np.ndarray, first: int, between: tuple[int, ...], last: int) -> None:
@@ -72,18 +88,16 @@ def _space_evenly(points: np.ndarray, first: int, between: tuple[int, ...], last
 def apply_markup_rules(
     points: np.ndarray, rules: tuple[str, ...], vertices: np.ndarray, faces: np.ndarray | None
 ) -> tuple[np.ndarray, list[str]]:
-    """The 68 points (mm) with the named rules applied, and a note for each rule that moved points."""
-    unknown = sorted(set(rules) - set(MARKUP_RULES))
-    if unknown:
-        raise ValueError(f"unknown markup rules {unknown}: expected some of {', '.join(MARKUP_RULES)}")
+    """The 68 points (mm, as the vertices) with the named rules applied, and a note on each rule's
+    outcome; ``faces`` None is a point cloud."""
+    validate_rules(rules)
     moved = np.array(points, dtype=np.float64)
-    notes = []
-    if "closed-mouth" in rules and lips_touch(moved, vertices, faces):
-        left, right = INNER_MOUTH_CORNERS
-        line = _spread(moved[left], moved[right], len(INNER_LIP_PAIRS))
-        for (upper, lower), point in zip(INNER_LIP_PAIRS, line, strict=True):
-            moved[upper] = moved[lower] = point
-        notes.append("the lips meet: inner lip points put on the line between the inner mouth corners")
+    notes: list[str] = []
+    if "closed-mouth" in rules:
+        if faces is None:
+            notes.append("a point cloud cannot show whether the lips meet: inner lips left as estimated")
+        elif _close_mouth(moved, vertices, faces):
+            notes.append("the lips meet: inner lip points put where they meet, between the inner corners")
     if "even-spacing" in rules:
         for first, between, last in EVEN_CONTOURS:
             _space_evenly(moved, first, between, last)

@@ -302,14 +302,13 @@ def _geodesic_squared_distances(
     return np.maximum(distances.T**2, straight), candidates
 
 
-def distances_to_surface(vertices: np.ndarray, faces: np.ndarray | None, points: np.ndarray) -> np.ndarray:
-    """Distance (P,) from each point to the surface, or to the nearest vertex of a point cloud."""
+def closest_surface_points(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The closest point (P, 3) of the mesh's surface to each point (on a triangle, not only at a vertex)."""
     surface = _Surface.build(np.asarray(vertices, dtype=np.float64), faces)
     points = np.asarray(points, dtype=np.float64)
     if surface.faces is None:
-        distances, _ = surface.tree.query(points)
-        return np.asarray(distances, dtype=np.float64)
-    return np.linalg.norm(_snap(surface, points) - points, axis=1)
+        return vertices[surface.nearest(points)]
+    return _snap(surface, points)
 
 
 def refine_landmarks(

@@ -86,9 +86,10 @@ class PcaShapeModel:
 class _Archive:
     """Sequential little-endian reads from an in-memory cereal binary archive; truncation is an InputError."""
 
-    def __init__(self, data: bytes, path: Path) -> None:
+    def __init__(self, data: bytes, path: Path, kind: str) -> None:
         self.data = data
         self.path = path
+        self.kind = kind  # what the file should be, for messages: "eos model", "eos blendshapes"
         self.offset = 0
 
     def take(self, n_bytes: int, what: str) -> int:
@@ -96,7 +97,7 @@ class _Archive:
         start = self.offset
         if n_bytes > len(self.data) - start:
             raise InputError(
-                f"truncated eos model: {what} needs {n_bytes} bytes at offset {start}, "
+                f"truncated {self.kind}: {what} needs {n_bytes} bytes at offset {start}, "
                 f"{len(self.data) - start} left",
                 self.path,
             )
@@ -161,13 +162,13 @@ def _shape_model(archive: _Archive) -> PcaShapeModel:
     return PcaShapeModel(mean.reshape(-1, 3), basis, eigenvalues, triangles)
 
 
-def _open_archive(path: str | Path, what: str) -> _Archive:
-    """The file's bytes as an archive; an unreadable file is an InputError naming it."""
+def _open_archive(path: str | Path, kind: str) -> _Archive:
+    """The file's bytes as an archive of ``kind``; an unreadable file is an InputError naming it."""
     path = Path(path)
     try:
-        return _Archive(path.read_bytes(), path)
+        return _Archive(path.read_bytes(), path, kind)
     except OSError as exc:
-        raise InputError(f"cannot read {what} ({exc.strerror or exc})", path) from None
+        raise InputError(f"cannot read {kind} ({exc.strerror or exc})", path) from None
 
 
 def load_sfm(path: str | Path) -> PcaShapeModel:
@@ -213,7 +214,11 @@ def load_sfm_blendshapes(path: str | Path, n_vertices: int) -> dict[str, np.ndar
             name = data[start : start + length].decode()
         except UnicodeDecodeError:
             raise InputError(f"not an eos blendshape file: blendshape {i}'s name is not text", path) from None
+        if name in blendshapes:
+            raise InputError(f"not an eos blendshape file: two blendshapes are named {name!r}", path)
         deformation = archive.eigen_matrix(f"blendshape {name!r}")
+        if not np.isfinite(deformation).all():
+            raise InputError(f"blendshape {name!r} has NaN or infinite values", path)
         if deformation.shape != (3 * n_vertices, 1):
             raise InputError(
                 f"blendshape {name!r} is {deformation.shape}, expected ({3 * n_vertices}, 1) for a"
