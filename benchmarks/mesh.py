@@ -195,9 +195,9 @@ def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, 
         " faces, AFW and HELEN, against a 3DMM regressor's fits (`facegraph train mesh-offsets --photos`;"
         " `docs/mesh-300w-convention.png`), and `spiga`, from where SPIGA's 3D mean face puts them"
         " (`facegraph train mesh-offsets --mean-face`; `docs/mesh-spiga-convention.png`). Both also apply"
-        " the 68-point markup's rules after the offsets (`facegraph.mesh.markup`): inner lips on the line"
-        " between the inner mouth corners when the lips meet; nose bridge, nostrils, eyelids and outer lips"
-        " evenly spaced between their ends; the columns"
+        " the 68-point markup's rules after the offsets (`facegraph.mesh.markup`): when the lips meet, the"
+        " inner lip pairs at the surface points between the inner mouth corners; nose bridge, nostrils,"
+        " eyelids and outer lips evenly spaced between their ends; the columns"
         " 'without rules' are the same offsets without them (`--no-markup-rules`).",
         "",
         "Inner-51 error (mm) on the Surrey Face Model calibration faces, not the test faces: "

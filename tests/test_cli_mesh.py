@@ -179,7 +179,12 @@ def test_train_mesh_offsets_fits_a_file_that_mesh_and_eval_mesh_apply(weights, t
     assert main([*argv, "--json", str(report_path)]) == 0
     assert "convention offsets from 2 scans of" in json.loads(report_path.read_text())["notes"][0]
     argv = ["eval", "mesh", "--data", str(data), "--weights", weights, "--offsets", str(offsets), "--quiet"]
-    assert main(argv) == 0
+    reports = {}
+    for switch in ("--markup-rules", "--no-markup-rules"):
+        report_path = tmp_path / f"eval{switch}.json"
+        assert main([*argv, switch, "--json", str(report_path)]) == 0
+        reports[switch] = json.loads(report_path.read_text())["per_landmark_mm"]
+    assert reports["--markup-rules"] != reports["--no-markup-rules"]  # the switch turns the file's none on
 
 
 @pytest.mark.parametrize(
@@ -202,7 +207,8 @@ def test_mesh_applies_a_shipped_convention_by_name(name, source, moved_most, wei
     bare = np.array(json.loads(bare_path.read_text())["points"])
     assert not np.allclose(bare, moved)  # the shipped convention's rules moved points
     ruled = [i for i in range(68) if not np.allclose(bare[i], moved[i])]
-    assert set(ruled) <= set(range(28, 30)) | set(range(32, 35)) | set(range(37, 48)) | set(range(49, 68))
+    spaced = {28, 29, 32, 33, 34, 37, 38, 40, 41, 43, 44, 46, 47, 49, 50, 51, 52, 53, 55, 56, 57, 58, 59}
+    assert set(ruled) <= spaced | {61, 62, 63, 65, 66, 67}  # what the rules may move, written out by hand
 
 
 def test_train_mesh_offsets_learns_a_convention_from_a_mean_face_in_other_units(weights, tmp_path):

@@ -173,6 +173,8 @@ def test_the_landmarker_gives_the_rules_the_scan_in_mm_and_answers_in_its_units(
     assert seen["faces"] is not None
 
 
-def test_convention_offsets_refuse_an_unknown_rule():
+def test_convention_offsets_refuse_an_unknown_rule_or_a_bare_name():
     with pytest.raises(ValueError, match="unknown markup rules"):
         ConventionOffsets(TRUE_OFFSETS, np.ones(68, dtype=np.int64), rules=("closed-mouths",))
+    with pytest.raises(ValueError, match="a tuple of rule names, got the string"):
+        ConventionOffsets(TRUE_OFFSETS, np.ones(68, dtype=np.int64), rules="closed-mouth")

@@ -33,16 +33,13 @@ def grid(slot: bool = False) -> tuple[np.ndarray, np.ndarray]:
 
 def mouth(gap: float, depth: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
     """68 points whose inner mouth corners are (-18, 0, 0) (60) and (18, 0, 0) (64) and whose inner lips
-    are ``gap`` mm apart in y, each pair's halfway point ``depth`` mm off the z = 0 plane (right to left);
-    the other points are random."""
+    are ``gap`` mm apart in y, their pairs' halfway points at x = -6, 2 and 11 (not the quarter points)
+    and ``depth`` mm off the z = 0 plane (right to left); the other points are random."""
     points = np.concatenate([RNG.uniform(-30, 30, (68, 2)), np.zeros((68, 1))], axis=1)
     points[60], points[64] = [-18.0, 0.0, 0.0], [18.0, 0.0, 0.0]
-    points[[61, 62, 63]] = [[-8.0, gap / 2, depth[0]], [1.0, gap / 2, depth[1]], [10.0, gap / 2, depth[2]]]
-    points[[67, 66, 65]] = [
-        [-10.0, -gap / 2, depth[0]],
-        [-1.0, -gap / 2, depth[1]],
-        [8.0, -gap / 2, depth[2]],
-    ]
+    up, down = gap / 2, -gap / 2
+    points[[61, 62, 63]] = [[-5.0, up, depth[0]], [3.0, up, depth[1]], [12.0, up, depth[2]]]
+    points[[67, 66, 65]] = [[-7.0, down, depth[0]], [1.0, down, depth[1]], [10.0, down, depth[2]]]
     return points
 
 
@@ -72,10 +69,9 @@ def test_the_meeting_points_lie_on_a_curved_surface_not_on_the_line_inside_it():
         points[upper], points[lower] = on_sphere(x_angle, 0.02), on_sphere(x_angle, -0.02)  # 3.2 mm apart
     moved, _ = apply_markup_rules(points, ("closed-mouth",), sphere.vertices, sphere.faces)
     np.testing.assert_allclose(np.linalg.norm(moved[INNER_LIPS], axis=1), 80.0, atol=0.05)  # facets
-    chord = points[60] + 0.5 * (points[64] - points[60])  # 3.6 mm inside the sphere
-    np.testing.assert_allclose(
-        moved[62], 80.0 * chord / np.linalg.norm(chord), atol=0.2
-    )  # not the chord point, 3.6 mm away
+    for index, fraction in ((61, 0.25), (62, 0.5), (63, 0.75)):
+        chord = points[60] + fraction * (points[64] - points[60])  # up to 3.6 mm inside the sphere
+        np.testing.assert_allclose(moved[index], 80.0 * chord / np.linalg.norm(chord), atol=0.2)
 
 
 def test_an_open_mouth_keeps_its_inner_lips():
@@ -101,10 +97,11 @@ def test_the_lips_meet_only_if_every_halfway_point_is_near_the_surface(depth, cl
     assert np.allclose(moved[61], moved[67]) is closed
 
 
-def test_a_point_cloud_keeps_its_inner_lips_and_says_why():
+@pytest.mark.parametrize("faces", [None, np.array([[0, 0, 1], [2, 3, 3]])])  # no faces; none with an area
+def test_a_point_cloud_keeps_its_inner_lips_and_says_why(faces):
     vertices, _ = grid()
     points = mouth(gap=6.0)
-    moved, notes = apply_markup_rules(points, ("closed-mouth",), vertices, None)
+    moved, notes = apply_markup_rules(points, ("closed-mouth",), vertices, faces)
     np.testing.assert_array_equal(moved, points)
     assert notes == ["a point cloud cannot show whether the lips meet: inner lips left as estimated"]
 

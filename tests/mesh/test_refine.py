@@ -13,6 +13,7 @@ from facegraph.mesh.refine import (
     _incidence,
     _Surface,
     closest_points_on_triangles,
+    closest_surface_points,
     refine_landmarks,
 )
 
@@ -71,6 +72,14 @@ def test_snap_lands_on_the_plane_at_the_foot_of_each_point() -> None:
     assert result.method == "snap"
     nearest = np.argmin(((result.points[:, None] - vertices[None]) ** 2).sum(axis=2), axis=1)
     np.testing.assert_array_equal(result.vertex_indices, nearest)
+
+
+def test_closest_surface_points_are_the_feet_on_the_plane_and_none_without_faces_with_area() -> None:
+    vertices, faces = plane(half_width=5)
+    points = np.array([[0.3, -0.7, 2.5], [7.0, 0.2, 1.0]])
+    expected = np.array([[0.3, -0.7, 0.0], [5.0, 0.2, 0.0]])
+    np.testing.assert_allclose(closest_surface_points(vertices, faces, points), expected, atol=1e-12)
+    assert closest_surface_points(vertices, np.array([[0, 0, 1], [2, 3, 3]]), points) is None
 
 
 def test_closest_point_on_a_triangle_is_on_it_and_nearer_than_any_other_point_of_it() -> None:

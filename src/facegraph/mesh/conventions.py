@@ -50,6 +50,8 @@ class ConventionOffsets:
     rules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.rules, str):
+            raise ValueError(f"rules must be a tuple of rule names, got the string {self.rules!r}")
         object.__setattr__(self, "rules", tuple(self.rules))
         validate_rules(self.rules)
 

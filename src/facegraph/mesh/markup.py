@@ -59,17 +59,22 @@ def _spread(start: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
     return start + fractions * (end - start)
 
 
-def _close_mouth(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> bool:
-    """Put the inner lip pairs on the surface between the inner corners (in place) if the lips meet."""
+def _close_mouth(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray | None) -> str | None:
+    """Put the inner lip pairs on the surface between the inner corners (in place) if the lips meet;
+    the note to give, if any."""
     halfway = np.array([(points[upper] + points[lower]) / 2 for upper, lower in INNER_LIP_PAIRS])
     right, left = INNER_MOUTH_CORNERS
     line = _spread(points[right], points[left], len(INNER_LIP_PAIRS))
-    closest = closest_surface_points(vertices, faces, np.concatenate([halfway, line]))
+    closest = (
+        None if faces is None else closest_surface_points(vertices, faces, np.concatenate([halfway, line]))
+    )
+    if closest is None:
+        return "a point cloud cannot show whether the lips meet: inner lips left as estimated"
     if not np.linalg.norm(closest[: len(halfway)] - halfway, axis=1).max() < LIPS_TOUCH_MM:
-        return False
+        return None
     for (upper, lower), point in zip(INNER_LIP_PAIRS, closest[len(halfway) :], strict=True):
         points[upper] = points[lower] = point
-    return True
+    return "the lips meet: inner lip points put where they meet, between the inner corners"
 
 
 def _space_evenly(points: np.ndarray, first: int, between: tuple[int, ...], last: int) -> None:
@@ -94,10 +99,9 @@ def apply_markup_rules(
     moved = np.array(points, dtype=np.float64)
     notes: list[str] = []
     if "closed-mouth" in rules:
-        if faces is None:
-            notes.append("a point cloud cannot show whether the lips meet: inner lips left as estimated")
-        elif _close_mouth(moved, vertices, faces):
-            notes.append("the lips meet: inner lip points put where they meet, between the inner corners")
+        note = _close_mouth(moved, vertices, faces)
+        if note:
+            notes.append(note)
     if "even-spacing" in rules:
         for first, between, last in EVEN_CONTOURS:
             _space_evenly(moved, first, between, last)

@@ -302,13 +302,13 @@ def _geodesic_squared_distances(
     return np.maximum(distances.T**2, straight), candidates
 
 
-def closest_surface_points(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The closest point (P, 3) of the mesh's surface to each point (on a triangle, not only at a vertex)."""
+def closest_surface_points(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """The closest point (P, 3) of the mesh's surface to each point (on a triangle, not only at a
+    vertex); None when no face has three distinct corners and an area (the mesh is a point cloud)."""
     surface = _Surface.build(np.asarray(vertices, dtype=np.float64), faces)
-    points = np.asarray(points, dtype=np.float64)
     if surface.faces is None:
-        return vertices[surface.nearest(points)]
-    return _snap(surface, points)
+        return None
+    return _snap(surface, np.asarray(points, dtype=np.float64))
 
 
 def refine_landmarks(
