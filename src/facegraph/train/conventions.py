@@ -90,6 +90,14 @@ def mirror_symmetric(offsets: np.ndarray, flip_order: np.ndarray) -> np.ndarray:
     return (offsets + mirrored) / 2
 
 
+def _symmetric_in_plane(offsets: np.ndarray, flip_order: np.ndarray) -> np.ndarray:
+    """Offsets (68, 3) made mirror-symmetric, without depth and with the jaw's set to zero: the form
+    both photo and mean-face conventions take."""
+    in_plane = mirror_symmetric(offsets, np.asarray(flip_order)) * np.array([1.0, 1.0, 0.0])
+    in_plane[list(JAW)] = 0.0
+    return in_plane
+
+
 def mesh_offsets_from_photos(
     offsets: np.ndarray, counts: np.ndarray, mm_per_unit: float, flip_order: np.ndarray, source: str
 ) -> ConventionOffsets:
@@ -101,8 +109,7 @@ def mesh_offsets_from_photos(
     counts = np.asarray(counts, dtype=np.int64).copy()
     if offsets.shape != (N_LANDMARKS, 3) or counts.shape != (N_LANDMARKS,):
         raise ValueError(f"need (68, 3) offsets and (68,) counts, got {offsets.shape}, {counts.shape}")
-    in_plane = mirror_symmetric(offsets * mm_per_unit, np.asarray(flip_order)) * np.array([1.0, 1.0, 0.0])
-    in_plane[list(JAW)] = 0.0
+    in_plane = _symmetric_in_plane(offsets * mm_per_unit, flip_order)
     counts[list(JAW)] = 0
     in_plane[counts == 0] = 0.0
     return ConventionOffsets(in_plane, counts, source)
@@ -133,8 +140,7 @@ def offsets_from_mean_face(
             f"the mean face is {misfit:.1f} mm from the canonical face after alignment: not 68 points in"
             " iBUG order, or in a mirrored (e.g. y-down) frame?"
         )
-    offsets = mirror_symmetric(aligned - canonical, np.asarray(flip_order)) * np.array([1.0, 1.0, 0.0])
-    offsets[list(JAW)] = 0.0
+    offsets = _symmetric_in_plane(aligned - canonical, flip_order)
     counts = np.zeros(N_LANDMARKS, dtype=np.int64)
     counts[inner] = 1
     return ConventionOffsets(offsets, counts, source)
