@@ -162,6 +162,14 @@ def test_train_mesh_refuses_a_second_pass_fraction_it_cannot_train(config, fract
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("share", ["-0.1", "1.5", "nan"])
+def test_train_mesh_refuses_a_warp_share_outside_zero_to_one(share, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    err = user_error(["train", "mesh", "--warp", share, "--out", out], capsys)
+    assert "--warp is a share of the faces, between 0 and 1" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_mesh_offsets_fits_a_file_that_mesh_and_eval_mesh_apply(weights, tmp_path, capsys):
     data = write_scan_folder(tmp_path / "scans")
     offsets, plot = tmp_path / "offsets.json", tmp_path / "offsets.png"

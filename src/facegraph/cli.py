@@ -346,13 +346,15 @@ def _progress(items: list, desc: str, quiet: bool, unit: str = "scan"):
 
 def _point_cache(args: argparse.Namespace, out: Path, n_scans: int, seed: int, name: str):
     """Generate (or reuse from the output folder) a cache of synthetic scans."""
-    from facegraph.datasets.synthetic_faces import PointCache, SyntheticFaces, build_point_cache
+    from facegraph.datasets.synthetic_faces import Augmentation, PointCache, SyntheticFaces, build_point_cache
 
-    path = out / f"cache-{name}-{n_scans}-seed{seed}.npz"
+    warped = f"-warp{args.warp:g}" if args.warp else ""
+    path = out / f"cache-{name}-{n_scans}-seed{seed}{warped}.npz"
     if path.is_file():
         with np.load(path) as stored:
             return PointCache(stored["points"], stored["normals"], stored["landmarks"])
-    cache = build_point_cache(SyntheticFaces(args.bfm), n_scans, CACHE_POINTS, seed, progress=not args.quiet)
+    faces = SyntheticFaces(args.bfm, Augmentation(warp=args.warp))
+    cache = build_point_cache(faces, n_scans, CACHE_POINTS, seed, progress=not args.quiet)
     from facegraph.io.atomic import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -384,6 +386,8 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
                 f"(got {args.second_pass_fraction:g} for {config.name})"
             )
         config = replace(config, second_pass_fraction=args.second_pass_fraction)
+    if not 0.0 <= args.warp <= 1.0:
+        raise InputError(f"--warp is a share of the faces, between 0 and 1 (got {args.warp:g})")
     init = Path(args.init) if args.init else None
     if init is not None and not init.is_file():
         raise InputError("weights file not found", init)
@@ -866,6 +870,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--second-pass-fraction",
         type=float,
         help="share of training samples that are second-pass face crops (two-pass configs; default 0.5)",
+    )
+    train_mesh.add_argument(
+        "--warp",
+        type=float,
+        default=0.0,
+        help="share of generated faces bent by smooth bumps, shape variation beyond the BFM's (default 0)",
     )
     train_mesh.add_argument("--seed", type=int, default=0)
     train_mesh.add_argument("--workers", type=int, default=1, help="data loader processes (default 1)")

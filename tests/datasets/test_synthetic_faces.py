@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from facegraph.datasets.synthetic_faces import CLEAN, SyntheticFaces, build_point_cache
+from facegraph.datasets.synthetic_faces import CLEAN, SyntheticFaces, build_point_cache, smooth_warp
 from facegraph.morphable.bfm import MorphableModel, ParamWhitening
 
 RADIUS_UM = 80_000.0  # the BFM is in micrometres
@@ -93,6 +93,29 @@ def test_a_seed_reproduces_a_scan(model):
     np.testing.assert_array_equal(first.faces, again.faces)
     np.testing.assert_array_equal(first.landmarks, again.landmarks)
     assert not np.array_equal(first.landmarks, other.landmarks)
+
+
+def test_warped_faces_carry_their_landmarks_and_keep_the_surface_unfolded(model):
+    plain = SyntheticFaces(model, CLEAN).sample(np.random.default_rng(5), posed=False)
+    faces = SyntheticFaces(model, replace(CLEAN, warp=1.0))
+    warped = faces.sample(np.random.default_rng(5), posed=False)
+    np.testing.assert_array_equal(warped.landmarks, warped.vertices[faces.landmark_vertices])
+    moved = np.linalg.norm(warped.vertices - plain.vertices, axis=1)
+    assert 1.0 < moved.max() < 8 * 6.0  # at most 8 bumps of at most 6 mm
+    before = trimesh.Trimesh(plain.vertices, plain.faces, process=False).face_normals
+    after = trimesh.Trimesh(warped.vertices, warped.faces, process=False).face_normals
+    assert (np.einsum("ij,ij->i", before, after) > 0.5).all()  # no triangle flips
+
+
+def test_a_warp_is_local_to_the_landmarks_and_bounded_by_its_amplitude():
+    grid = np.stack(np.meshgrid(np.linspace(-300, 300, 61), np.linspace(-300, 300, 61)), -1).reshape(-1, 2)
+    plane = np.column_stack([grid, np.zeros(len(grid))])
+    landmarks = np.zeros((68, 3))
+    for seed in range(5):
+        moved = smooth_warp(plane, landmarks, np.random.default_rng(seed), (2.0, 3.0)) - plane
+        distance = np.linalg.norm(plane, axis=1)
+        assert np.abs(moved[distance > 250]).max() < 1e-3
+        assert 0.5 < np.linalg.norm(moved, axis=1).max() <= 8 * 3.0
 
 
 def test_build_point_cache_keeps_evenly_sampled_unposed_scans(model):

@@ -2,8 +2,9 @@
 
 Each face is the BFM with shape and expression coefficients drawn from the model's prior (the spread of
 3DDFA's fitted parameters, widened because fits shrink toward the mean), in millimetres, in the canonical
-frame (+Y up, +Z toward the viewer, the subject's right eye at -x). Then, so that the network meets what
-real scans look like: optional head context (scalp, ears, neck, shoulders), re-meshing by decimation,
+frame (+Y up, +Z toward the viewer, the subject's right eye at -x), optionally bent by a few smooth
+bumps so that faces also vary outside the model's 40 shape components. Then, so that the network meets
+what real scans look like: optional head context (scalp, ears, neck, shoulders), re-meshing by decimation,
 holes, partial crops, surface noise, a random rigid pose about the canonical frame and a scale jitter.
 The 68 landmarks are the BFM's landmark vertices, moved with the face.
 """
@@ -49,6 +50,8 @@ class Augmentation:
     holes: float = 0.5
     crop: float = 0.3
     noise: tuple[float, float] = (0.0, 0.6)
+    warp: float = 0.0
+    warp_mm: tuple[float, float] = (2.0, 6.0)
 
 
 CLEAN = Augmentation(
@@ -95,6 +98,8 @@ class SyntheticFaces:
         """One augmented scan; ``posed=False`` leaves it in the canonical frame, unscaled and unshifted."""
         aug = self.augmentation
         vertices = self.face(rng, aug.shape_scale, aug.expression_scale)
+        if aug.warp > 0 and rng.random() < aug.warp:
+            vertices = smooth_warp(vertices, vertices[self.landmark_vertices], rng, aug.warp_mm)
         landmarks = vertices[self.landmark_vertices].copy()
         faces = self.faces
         if rng.random() < aug.decimate:
@@ -130,6 +135,27 @@ def random_rigid(rng: np.random.Generator, aug: Augmentation) -> tuple[np.ndarra
         )
     )
     return rotation, float(rng.uniform(*aug.scale)), rng.uniform(-aug.shift, aug.shift, 3)
+
+
+def smooth_warp(
+    vertices: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, amplitude: tuple[float, float]
+) -> np.ndarray:
+    """The vertices displaced by 2-8 Gaussian bumps (radius 10-30 mm, each moving its centre by
+    ``amplitude`` mm, drawn uniformly, in a random direction) centred near random landmarks.
+
+    A 3DMM's faces vary only within its few shape components, so a network trained on them can learn
+    where a landmark sits from the model's correlations rather than from the surface; another model's
+    faces (or real people) break those. The landmark vertices move with the surface, and the bumps are too
+    gentle to fold it (each one's displacement gradient stays below 0.4).
+    """
+    n = int(rng.integers(2, 9))
+    centres = landmarks[rng.integers(len(landmarks), size=n)] + rng.normal(0.0, 10.0, (n, 3))
+    radii = rng.uniform(10.0, 30.0, n)
+    directions = rng.normal(size=(n, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    moves = directions * rng.uniform(*amplitude, n)[:, None]
+    squared = ((vertices[:, None, :] - centres[None]) ** 2).sum(axis=2)
+    return vertices + np.exp(-squared / (2.0 * radii**2)) @ moves
 
 
 def _coefficient_spread(model: MorphableModel) -> tuple[np.ndarray, np.ndarray]:
