@@ -75,12 +75,12 @@ def _write_set(folder: Path, scans: list[tuple[Mesh, np.ndarray]]) -> Path:
     return folder
 
 
-def synthetic_set(folder: Path, bfm: str, context: float) -> Path:
+def synthetic_set(folder: Path, bfm: str, context: float, seed: int = SEED, n_scans: int = N_SCANS) -> Path:
     """Held-out BFM scans with decimation, noise and holes (and head context when asked)."""
     augmentation = Augmentation(context=context, crop=0.0)
     faces = SyntheticFaces(bfm, augmentation)
-    rng = np.random.default_rng([SEED, int(context * 10)])
-    scans = [faces.sample(rng) for _ in range(N_SCANS)]
+    rng = np.random.default_rng([seed, int(context * 10)])
+    scans = [faces.sample(rng) for _ in range(n_scans)]
     return _write_set(folder, [(Mesh(s.vertices, s.faces), s.landmarks) for s in scans])
 
 
@@ -338,24 +338,34 @@ def accuracy_section(
     write_section(section, "\n".join(lines))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_data_arguments(parser: argparse.ArgumentParser, work: str) -> None:
+    """The options every mesh benchmark takes: the shared data, the BFM and a folder for its scans."""
     parser.add_argument("--shared", default=str(HERE.parent.parent / "shared" / "data"))
     parser.add_argument("--bfm", default=os.environ.get("FACEGRAPH_BFM"), help="BFM folder with dense bases")
+    parser.add_argument("--work", default=work, help="folder for the generated scans")
+
+
+def parse_data_arguments(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Path, Path]:
+    """The parsed options, the shared data folder and the work folder; a BFM is required."""
+    args = parser.parse_args()
+    if not args.bfm:
+        parser.error("--bfm (or FACEGRAPH_BFM) must name a BFM folder with the dense bases")
+    return args, Path(args.shared), Path(args.work)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_arguments(parser, "/tmp/facegraph-mesh-bench")
     parser.add_argument(
         "--weights", default=str(bundled_weights()), help="the shipped configuration's weights"
     )
     parser.add_argument("--paper-weights", help="2s-sgcn-paper weights trained on the same data")
-    parser.add_argument("--work", default="/tmp/facegraph-mesh-bench", help="folder for the generated scans")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--speed-only", action="store_true", help="re-measure only the speed section")
     only.add_argument(
         "--conventions-only", action="store_true", help="re-measure only the landmark conventions section"
     )
-    args = parser.parse_args()
-    if not args.bfm:
-        parser.error("--bfm (or FACEGRAPH_BFM) must name a BFM folder with the dense bases")
-    shared, work = Path(args.shared), Path(args.work)
+    args, shared, work = parse_data_arguments(parser)
     if not args.conventions_only:
         speed_section(args.bfm, Path(args.weights), work)
     if args.speed_only:
