@@ -1,7 +1,8 @@
 """Mesh landmarker selection measures: candidate weights against the shipped ones, never on a test set.
 
-The model card's choices between training runs were made on these sets, each drawn with a seed that
-neither the training nor the test sets of ``benchmarks/mesh.py`` use:
+The model card's choices between training runs were made on these sets (the 100 further SFM faces
+since the sixth run), each drawn with a seed that neither the training nor the test sets of
+``benchmarks/mesh.py`` use:
 
 - 60 held-out synthetic BFM scans (seed 31337): 30 without and 30 with head context;
 - Surrey Face Model calibration faces: 20 neutral, 30 with expressions (the calibration seeds of
@@ -104,7 +105,8 @@ def main() -> None:
         "Command: `.venv/bin/python benchmarks/mesh_selection.py --bfm BFM [--candidate W ...]`.",
         "",
         f"Inner-51 error (mm, `{DEFAULT_REFINE}`) on the sets that the model card's choices between training"
-        " runs were made on; the SFM faces with `--offsets spiga` (offsets made for each candidate's own"
+        " runs were made on (the 100 more neutral faces since the sixth run); the SFM faces with"
+        " `--offsets spiga` (offsets made for each candidate's own"
         " canonical face) and without offsets.",
         "",
         "| set | " + " | ".join(models) + " |",
