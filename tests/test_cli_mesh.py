@@ -338,3 +338,32 @@ def test_markup_rules_without_a_convention_are_a_user_error(weights, tmp_path, c
     scan = write_head(tmp_path / "head.obj")
     err = user_error(["mesh", str(scan), "--weights", weights, "--markup-rules"], capsys)
     assert "--markup-rules and --no-markup-rules need --offsets" in err
+
+
+def test_train_mesh_prior_refuses_bad_arguments_in_one_line(weights, tmp_path, capsys):
+    argv = ["train", "mesh-prior", "--weights", weights, "--out", str(tmp_path / "w.safetensors")]
+    assert "at least 10 scans" in user_error([*argv, "--bfm", str(tmp_path), "--scans", "5"], capsys)
+    assert "BFM folder not found" in user_error([*argv, "--bfm", str(tmp_path / "none")], capsys)
+    err = user_error(
+        [
+            "train",
+            "mesh-prior",
+            "--weights",
+            str(tmp_path / "nope.safetensors"),
+            "--bfm",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "w.safetensors"),
+        ],
+        capsys,
+    )
+    assert "weights file not found" in err
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_mesh_takes_the_shape_prior_switch(weights, tmp_path):
+    scan = write_head(tmp_path / "head.obj")
+    for switch in ("--shape-prior", "--no-shape-prior"):
+        assert (
+            main(["mesh", str(scan), "--weights", weights, switch, "--json", str(tmp_path / "r.json")]) == 0
+        )

@@ -242,7 +242,9 @@ def cmd_mesh(args: argparse.Namespace) -> None:
         try:
             mesh = read_mesh(path, normals=False)
             try:
-                result = landmarker(mesh, refine=args.refine, units=args.units, offsets=offsets)
+                result = landmarker(
+                    mesh, args.refine, args.units, offsets=offsets, shape_prior=args.shape_prior
+                )
             except InputError as exc:
                 raise exc if exc.path else InputError(exc.problem, path) from exc
         except InputError as exc:
@@ -308,7 +310,9 @@ def cmd_eval_mesh(args: argparse.Namespace) -> None:
     offsets = _mesh_offsets(args)
     report = evaluate_scans(
         records,
-        lambda mesh: landmarker(mesh, refine=args.refine, units=args.units, offsets=offsets).points,
+        lambda mesh: (
+            landmarker(mesh, args.refine, args.units, offsets=offsets, shape_prior=args.shape_prior).points
+        ),
         progress=not args.quiet,
         to_mm=MM_PER_UNIT[args.units or "mm"],
     )
@@ -437,7 +441,9 @@ def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
         return
     records = _annotated_scans(args.data)
     run = predict_scans(
-        records, lambda mesh: landmarker(mesh, refine=args.refine, units=args.units).points, not args.quiet
+        records,
+        lambda mesh: landmarker(mesh, args.refine, args.units, shape_prior=args.shape_prior).points,
+        not args.quiet,
     )
     to_mm = MM_PER_UNIT[args.units or "mm"]
     predictions, truths = run.predictions * to_mm, run.truths * to_mm
@@ -446,6 +452,31 @@ def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
     before = mesh_landmark_errors(predictions, truths)["mean_51"].mean()
     print(f"{len(run.names)} scans, inner-51 error without offsets {before:.2f} mm")
     _write_and_plot_offsets(offsets, landmarker.canonical_landmarks, source, args)
+
+
+def cmd_train_mesh_prior(args: argparse.Namespace) -> None:
+    from facegraph.morphable.bfm import resolve_bfm_folder
+    from facegraph.train.mesh_prior import add_shape_prior
+
+    _check_output_folder(args.out)
+    if args.scans < 10:
+        raise InputError(f"--scans: the network's noise needs at least 10 scans, got {args.scans}")
+    if not args.off_model_mm >= 0:
+        raise InputError(f"--off-model-mm must not be negative, got {args.off_model_mm}")
+    prior = add_shape_prior(
+        args.weights,
+        resolve_bfm_folder(args.bfm),
+        args.out,
+        n_scans=args.scans,
+        seed=args.seed,
+        off_model_mm=args.off_model_mm,
+        progress=not args.quiet,
+    )
+    print(
+        f"shape prior: {len(prior.variances)} components of the BFM's landmarks; the network's noise"
+        f" over the inner 51 points {prior.noise_mm[17:].mean():.2f} mm per coordinate ({args.scans} scans)"
+        f" -> {args.out}"
+    )
 
 
 def _offsets_from_photos(args: argparse.Namespace):
@@ -752,6 +783,13 @@ def _add_mesh_args(parser: argparse.ArgumentParser) -> None:
         "--units", choices=("mm", "cm", "m", "um", "inch"), help="the scans' units (default: mm, checked)"
     )
     parser.add_argument("--weights", help="mesh landmarker weights (.safetensors; default: the shipped ones)")
+    parser.add_argument(
+        "--shape-prior",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fuse the network's points with the weights' statistical shape prior, when they have one"
+        " (default: on)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -920,6 +958,33 @@ def build_parser() -> argparse.ArgumentParser:
     train_offsets.add_argument("--plot", help="also draw the offsets on the mean face (PNG)")
     _add_mesh_args(train_offsets)
     train_offsets.set_defaults(run=cmd_train_mesh_offsets)
+    from facegraph.train import mesh_prior
+
+    train_prior = trainers.add_parser(
+        "mesh-prior",
+        parents=[common],
+        help="add a statistical shape prior, made from the BFM, to mesh landmarker weights",
+    )
+    train_prior.add_argument(
+        "--weights", required=True, help="two-pass mesh landmarker weights (.safetensors)"
+    )
+    train_prior.add_argument("--bfm", help="BFM folder with dense bases (default: $FACEGRAPH_BFM)")
+    train_prior.add_argument("--out", required=True, help="the weights with the prior (.safetensors)")
+    train_prior.add_argument(
+        "--scans",
+        type=int,
+        default=mesh_prior.DEFAULT_SCANS,
+        help="synthetic scans the network's noise is measured on",
+    )
+    train_prior.add_argument("--seed", type=int, default=mesh_prior.DEFAULT_SEED)
+    train_prior.add_argument(
+        "--off-model-mm",
+        type=float,
+        default=mesh_prior.DEFAULT_OFF_MODEL_MM,
+        help="spread of shape beyond the BFM's components, mm per coordinate",
+    )
+    train_prior.add_argument("--quiet", action="store_true", help="no progress bar")
+    train_prior.set_defaults(run=cmd_train_mesh_prior)
     train_photo = trainers.add_parser(
         "synergynet", parents=[common], help="train SynergyNet on face crops, distilled from a teacher"
     )

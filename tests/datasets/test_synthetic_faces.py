@@ -9,6 +9,7 @@ import pytest
 import trimesh
 
 from facegraph.datasets.synthetic_faces import CLEAN, SyntheticFaces, build_point_cache, smooth_warp
+from facegraph.errors import InputError
 from facegraph.morphable.bfm import MorphableModel, ParamWhitening
 
 RADIUS_UM = 80_000.0  # the BFM is in micrometres
@@ -41,7 +42,7 @@ def model() -> MorphableModel:
 def test_a_model_without_dense_bases_is_refused():
     sparse = fake_bfm()
     sparse.triangles = None
-    with pytest.raises(ValueError, match="dense"):
+    with pytest.raises(InputError, match="dense"):
         SyntheticFaces(sparse)
 
 

@@ -12,11 +12,13 @@ The 68 landmarks are the BFM's landmark vertices, moved with the face.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import fast_simplification
 import numpy as np
 import trimesh
 
+from facegraph.errors import InputError
 from facegraph.geometry.pose import pose_to_matrix
 from facegraph.morphable import MorphableModel, load_bfm
 from facegraph.types import HeadPose
@@ -76,7 +78,10 @@ class SyntheticFaces:
     def __init__(self, bfm: MorphableModel | str | None = None, augmentation: Augmentation | None = None):
         model = bfm if isinstance(bfm, MorphableModel) else load_bfm(bfm)
         if model.triangles is None or not model.has_dense:
-            raise ValueError("synthetic faces need the BFM's dense bases and triangles")
+            raise InputError(
+                "synthetic faces need the BFM's dense bases and triangles (../shared/tools/get-bfm-bases)",
+                bfm if isinstance(bfm, str | Path) else None,
+            )
         self.mean = model.mean.numpy().astype(np.float64) / MICRONS_PER_MM
         self.shape_basis = model.shape_basis.numpy().astype(np.float64) / MICRONS_PER_MM
         self.expression_basis = model.expression_basis.numpy().astype(np.float64) / MICRONS_PER_MM

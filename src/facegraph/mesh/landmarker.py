@@ -31,6 +31,7 @@ from facegraph.mesh.sampling import (
     sample_cloud,
     sample_surface,
 )
+from facegraph.mesh.shape_prior import ShapePrior
 from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, load_weights
 from facegraph.nn.sgcn import StratifiedGcn, decode_heatmaps
 from facegraph.schemes import get_scheme
@@ -91,6 +92,7 @@ class MeshLandmarker:
         self.canonical_landmarks = arrays.get(CANONICAL_KEY)
         if config.two_pass and self.canonical_landmarks is None:
             raise InputError("two-pass weights without their canonical landmarks", weights)
+        self.shape_prior = ShapePrior.from_arrays(arrays)
         self.figures = figures
 
     def _pass(
@@ -127,9 +129,12 @@ class MeshLandmarker:
         units: str | None = None,
         seed: int = 0,
         offsets: ConventionOffsets | None = None,
+        shape_prior: bool = True,
     ) -> MeshLandmarks:
         """The 68 landmarks of a scan; ``units`` (mm, cm, m, um, inch) overrides the size check;
-        ``offsets`` move the points to another landmark convention (``facegraph.mesh.conventions``)."""
+        ``offsets`` move the points to another landmark convention (``facegraph.mesh.conventions``);
+        ``shape_prior`` fuses the network's estimate with the weights' shape prior when they have one
+        (``facegraph.mesh.shape_prior``)."""
         if offsets is not None and self.canonical_landmarks is None:
             raise InputError("convention offsets need weights with a canonical frame (facegraph-mesh)")
         timings: dict[str, float] = {}
@@ -137,33 +142,12 @@ class MeshLandmarker:
         scan, notes = check_scan(mesh, units)
         to_mm = MM_PER_UNIT[scan.units]
         vertices = scan.vertices * to_mm
-        rng = np.random.default_rng(seed)
-        n_dense = self.config.n_points * DENSE_FACTOR
-        whole = self._sample(vertices, scan.faces, n_dense, rng)
-        timings["sample"] = time.perf_counter() - clock
-        estimate, top_points, top_heat, scale = self._pass(whole, rng, coarse=self.config.two_pass)
-        timings["first pass"] = time.perf_counter() - clock - timings["sample"]
-        if self.config.two_pass:
+        estimate, top_points, top_heat, scale = self.network_estimate(vertices, scan.faces, seed, timings)
+        if shape_prior and self.shape_prior is not None:
             start = time.perf_counter()
-            estimates = []
-            for i in range(SECOND_PASSES):
-                rotation, shift = robust_rigid_fit(self.canonical_landmarks, estimate)
-                # The dense sample turned onto the mean face and cut to the ball about it, as in training.
-                points, normals = crop_to_ball(
-                    (whole.points - shift) @ rotation, whole.normals @ rotation, np.zeros(3), self.config
-                )
-                mirror = i in MIRRORED_PASSES
-                if mirror:
-                    points, normals = points * MIRROR_X, normals * MIRROR_X
-                sample = SurfaceSample(points, normals, None)
-                estimate, top_points, top_heat, scale = self._pass(sample, rng, centre=np.zeros(3))
-                if mirror:
-                    estimate, top_points = mirror_landmarks(estimate), mirror_landmarks(top_points)
-                    top_heat = top_heat[FLIP_ORDER]
-                estimate, top_points = estimate @ rotation.T + shift, top_points @ rotation.T + shift
-                estimates.append(estimate)
-            estimate = np.mean(estimates, axis=0)
-            timings["second pass"] = time.perf_counter() - start
+            fused = self.shape_prior.fuse(estimate)
+            estimate, top_points = fused, top_points + (fused - estimate)[:, None, :]
+            timings["shape prior"] = time.perf_counter() - start
         if offsets is not None:
             # Each landmark's whole heat profile moves with it, so profile matching agrees with the move.
             shift = offsets_in_frame(offsets, self.canonical_landmarks, estimate)
@@ -185,6 +169,41 @@ class MeshLandmarker:
         timings["refine"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - clock
         return MeshLandmarks(result.points / to_mm, result.vertex_indices, result.method, notes, timings)
+
+    def network_estimate(
+        self, vertices: np.ndarray, faces: np.ndarray | None, seed: int = 0, timings: dict | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The network's landmarks (68, 3) of a scan in mm, before any prior, offsets or refinement, with
+        the last pass's top points (68, t, 3), their heat (68, t) and its scale (mm per unit)."""
+        timings = {} if timings is None else timings
+        clock = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        whole = self._sample(vertices, faces, self.config.n_points * DENSE_FACTOR, rng)
+        timings["sample"] = time.perf_counter() - clock
+        estimate, top_points, top_heat, scale = self._pass(whole, rng, coarse=self.config.two_pass)
+        timings["first pass"] = time.perf_counter() - clock - timings["sample"]
+        if not self.config.two_pass:
+            return estimate, top_points, top_heat, scale
+        start = time.perf_counter()
+        estimates = []
+        for i in range(SECOND_PASSES):
+            rotation, shift = robust_rigid_fit(self.canonical_landmarks, estimate)
+            # The dense sample turned onto the mean face and cut to the ball about it, as in training.
+            points, normals = crop_to_ball(
+                (whole.points - shift) @ rotation, whole.normals @ rotation, np.zeros(3), self.config
+            )
+            mirror = i in MIRRORED_PASSES
+            if mirror:
+                points, normals = points * MIRROR_X, normals * MIRROR_X
+            sample = SurfaceSample(points, normals, None)
+            estimate, top_points, top_heat, scale = self._pass(sample, rng, centre=np.zeros(3))
+            if mirror:
+                estimate, top_points = mirror_landmarks(estimate), mirror_landmarks(top_points)
+                top_heat = top_heat[FLIP_ORDER]
+            estimate, top_points = estimate @ rotation.T + shift, top_points @ rotation.T + shift
+            estimates.append(estimate)
+        timings["second pass"] = time.perf_counter() - start
+        return np.mean(estimates, axis=0), top_points, top_heat, scale
 
     @staticmethod
     def _sample(

@@ -2,7 +2,8 @@
 
 The arrays are ``mean_landmarks`` (the published design's mean landmarks in its normalised frame, which
 pick the super points) and ``canonical_landmarks`` (the mean face's 68 landmarks in mm in the canonical
-frame, to which the two-pass configuration aligns its first estimate).
+frame, to which the two-pass configuration aligns its first estimate), and optionally the shape prior's
+arrays (``facegraph.mesh.shape_prior``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from safetensors.torch import load_file, save_file
 from facegraph.errors import InputError
 from facegraph.io.atomic import atomic_path
 from facegraph.mesh.preprocess import MeshConfig
+from facegraph.mesh.shape_prior import OFF_MODEL_KEY, PRIOR_KEYS
 from facegraph.nn.sgcn import StratifiedGcn
 
 MEAN_KEY = "mean_landmarks"
 CANONICAL_KEY = "canonical_landmarks"
-ARRAY_KEYS = (MEAN_KEY, CANONICAL_KEY)
+ARRAY_KEYS = (MEAN_KEY, CANONICAL_KEY, *PRIOR_KEYS, OFF_MODEL_KEY)
 
 
 def save_weights(
