@@ -66,6 +66,12 @@ def face_rotation(canonical: np.ndarray, points: np.ndarray) -> np.ndarray:
     return rotation
 
 
+def canonical_residuals(predictions: np.ndarray, truths: np.ndarray, canonical: np.ndarray) -> np.ndarray:
+    """Errors truth - prediction (N, 68, 3) of scans, each turned into the canonical frame by the
+    rotation of its predictions, as offsets and the shape prior see them."""
+    return np.stack([(t - p) @ face_rotation(canonical, p) for p, t in zip(predictions, truths, strict=True)])
+
+
 def fit_offsets(
     predictions: np.ndarray, truths: np.ndarray, canonical: np.ndarray, source: str = ""
 ) -> ConventionOffsets:
@@ -78,9 +84,7 @@ def fit_offsets(
     truths = np.asarray(truths, dtype=np.float64)
     if predictions.shape != truths.shape or predictions.shape[1:] != (N_LANDMARKS, 3) or not len(truths):
         raise ValueError(f"need (N, 68, 3) predictions and truths, got {predictions.shape}, {truths.shape}")
-    residuals = np.stack(
-        [(t - p) @ face_rotation(canonical, p) for p, t in zip(predictions, truths, strict=True)]
-    )
+    residuals = canonical_residuals(predictions, truths, canonical)
     annotated = np.isfinite(residuals).all(axis=2)
     counts = annotated.sum(axis=0)
     sums = np.where(annotated[..., None], residuals, 0.0).sum(axis=0)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facegraph.geometry.rigid import robust_rigid_fit
+from facegraph.mesh.conventions import canonical_residuals
 
 N_LANDMARKS = 68
 PRIOR_KEYS = ("shape_prior_mean", "shape_prior_basis", "shape_prior_variances", "shape_prior_noise_mm")
@@ -50,21 +51,26 @@ class ShapePrior:
             raise ValueError("noise_mm must be 68 positive numbers")
         if not (self.variances > 0).all() or not self.off_model_mm >= 0:
             raise ValueError("variances must be positive and off_model_mm not negative")
+        object.__setattr__(self, "_gain", self._posterior_gain())
+
+    def _posterior_gain(self) -> np.ndarray:
+        """The linear map (204, 204) from an aligned estimate's deviation from the mean to the posterior
+        mean's: it depends only on the prior, so it is made once."""
+        weights = 1.0 / (self.off_model_mm**2 + np.repeat(self.noise_mm**2, 3))
+        # Small rigid motions about the mean are free: what the alignment left of them is not shape.
+        components = np.concatenate([self.basis.T, rigid_motions(self.mean)], axis=1)
+        precision = np.concatenate([1.0 / self.variances, np.zeros(6)])
+        normal = components.T @ (weights[:, None] * components) + np.diag(precision)
+        in_model = components @ np.linalg.solve(normal, components.T * weights)
+        off_model = self.off_model_mm**2 * weights[:, None] * (np.eye(len(weights)) - in_model)
+        return in_model + off_model
 
     def fuse(self, points: np.ndarray) -> np.ndarray:
         """The posterior mean (68, 3) of the landmarks given the network's estimate ``points``, in its
         frame."""
         rotation, shift = robust_rigid_fit(self.mean, points)
         deviation = ((points - shift) @ rotation - self.mean).reshape(-1)
-        weights = 1.0 / (self.off_model_mm**2 + np.repeat(self.noise_mm**2, 3))
-        # Small rigid motions about the mean are free: what the alignment left of them is not shape.
-        components = np.concatenate([self.basis.T, rigid_motions(self.mean)], axis=1)
-        precision = np.concatenate([1.0 / self.variances, np.zeros(6)])
-        normal = components.T @ (weights[:, None] * components) + np.diag(precision)
-        coefficients = np.linalg.solve(normal, components.T @ (weights * deviation))
-        in_model = components @ coefficients
-        off_model = self.off_model_mm**2 * weights * (deviation - in_model)
-        fused = self.mean + (in_model + off_model).reshape(N_LANDMARKS, 3)
+        fused = self.mean + (self._gain @ deviation).reshape(N_LANDMARKS, 3)
         return fused @ rotation.T + shift
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -94,8 +100,4 @@ def rigid_motions(points: np.ndarray) -> np.ndarray:
 def landmark_noise(estimates: np.ndarray, truths: np.ndarray, canonical: np.ndarray) -> np.ndarray:
     """Root-mean-square error (68,) per coordinate of each landmark over scans (N, 68, 3), in the
     canonical frame (each scan's frame from its estimate, as when the prior is applied)."""
-    residuals = []
-    for estimate, truth in zip(estimates, truths, strict=True):
-        rotation, _ = robust_rigid_fit(canonical, estimate)
-        residuals.append((truth - estimate) @ rotation)
-    return np.sqrt(np.mean(np.stack(residuals) ** 2, axis=(0, 2)))
+    return np.sqrt(np.mean(canonical_residuals(estimates, truths, canonical) ** 2, axis=(0, 2)))
