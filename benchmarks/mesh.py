@@ -44,13 +44,13 @@ import numpy as np
 from common import HERE, OUT, RESULTS, machine, write_section
 from facegraph.datasets.synthetic_faces import Augmentation, SyntheticFaces
 from facegraph.geometry.pose import pose_to_matrix
-from facegraph.io import Mesh, read_mesh, write_json, write_mesh
+from facegraph.io import read_mesh, write_json, write_mesh
 from facegraph.mesh.conventions import read_offsets
 from facegraph.mesh.landmarker import DEFAULT_REFINE, MeshLandmarker, bundled_weights
 from facegraph.mesh.refine import REFINE_METHODS
 from facegraph.mesh.weights import load_weights
 from facegraph.morphable.sfm import load_sfm, load_sfm_blendshapes, read_ibug_mapping
-from facegraph.types import HeadPose, Landmarks
+from facegraph.types import HeadPose, Landmarks, Mesh
 
 SECTION = "mesh"
 PAPER_SECTION = "mesh-paper"

@@ -22,11 +22,11 @@ import torch
 
 from common import HERE, machine, write_section
 from facegraph.datasets.face_crops import load_aflw_train, load_faces68_crops, to_y_down
+from facegraph.image.crop_regressor import regress_params
 from facegraph.metrics.landmarks import landmark_box_size
-from facegraph.models.crop_regressor import regress_params
-from facegraph.models.registry import load_model
+from facegraph.registry import load_model
 from facegraph.schemes import AFLW21_IBUG68_PAIRS
-from facegraph.train.refit import DEFAULT_STRENGTH, refit_to_points
+from facegraph.training.refit import DEFAULT_STRENGTH, refit_to_points
 
 SECTION = "refit-strength"
 AFLW_IBUG = sorted(ibug for _, ibug in AFLW21_IBUG68_PAIRS)  # the 14 iBUG points AFLW also labels

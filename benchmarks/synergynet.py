@@ -27,8 +27,8 @@ import torch
 
 from common import HERE, OUT, RESULTS, machine, write_section
 from facegraph.datasets.aflw2000_3d import load_aflw2000
-from facegraph.models.onnx_export import OnnxRegressor, OnnxSession
-from facegraph.models.registry import load_model
+from facegraph.image.onnx import OnnxRegressor, OnnxSession
+from facegraph.registry import load_model
 from harness import aflw_rows, run
 
 SECTION = "synergynet"

@@ -34,12 +34,12 @@ from facegraph.datasets.face_crops import (
     split_by_group,
     to_y_down,
 )
+from facegraph.image.crop_regressor import regress_params
+from facegraph.image.synergynet import bundled_weights, load_synergynet
 from facegraph.metrics.landmarks import landmark_box_size
-from facegraph.models.crop_regressor import regress_params
-from facegraph.models.registry import load_model
-from facegraph.models.synergynet import bundled_weights, load_synergynet
+from facegraph.registry import load_model
 from facegraph.schemes import get_scheme
-from facegraph.train.synergynet import crop_landmarks, face_nme_percent, get_config, mirror_points
+from facegraph.training.synergynet import crop_landmarks, face_nme_percent, get_config, mirror_points
 
 SECTION = "synergynet-validation"
 RESAMPLES = 10_000

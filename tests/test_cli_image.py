@@ -12,8 +12,8 @@ from PIL import Image
 
 from facegraph.cli import main
 from facegraph.demo import sample_path
-from facegraph.detection.base import iou
-from tests.models.test_synergynet_model import write_random_synergynet
+from facegraph.image.detectors import iou
+from tests.image.test_synergynet_model import write_random_synergynet
 from tests.test_cli import user_error, write_bfm_basis
 
 FACE_REGION = np.array([170.0, 60.0, 270.0, 180.0])
@@ -203,8 +203,8 @@ def test_image_with_onnx_gives_the_pytorch_answers(weights, exported, photo, tmp
 
 
 def test_image_refuses_an_onnx_file_exported_from_other_weights(exported, photo, tmp_path, capsys):
-    from facegraph.models.synergynet import save_synergynet
-    from tests.models.test_synergynet_model import WIDTH, face_whitening, landmark_whitening, random_network
+    from facegraph.image.synergynet import save_synergynet
+    from tests.image.test_synergynet_model import WIDTH, face_whitening, landmark_whitening, random_network
 
     other = tmp_path / "other.safetensors"
     save_synergynet(other, random_network(), face_whitening(), landmark_whitening(seed=1), WIDTH, {})
@@ -226,7 +226,7 @@ def test_export_int8_calibrates_on_the_faces_in_photos(weights, photo, tmp_path,
     assert main([*args, "--calibration", str(photo.parent), "--calibration-faces", "4"]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith(f"wrote {out} (int8, calibrated on 1 face)")
-    from facegraph.models.onnx_export import OnnxSession
+    from facegraph.image.onnx import OnnxSession
 
     assert OnnxSession(out).precision == "int8"
 

@@ -11,9 +11,9 @@ import pytest
 import trimesh
 
 from facegraph.cli import main
-from facegraph.io import Mesh, read_landmarks, read_mesh, write_json, write_mesh
+from facegraph.io import read_landmarks, read_mesh, write_json, write_mesh
 from facegraph.schemes.registry import get_scheme
-from facegraph.types import Landmarks
+from facegraph.types import Landmarks, Mesh
 from tests.conftest import shared
 from tests.mesh.test_landmarker import tiny_weights
 

@@ -57,7 +57,7 @@ def _check_output_folder(path: str | None) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from facegraph.models.registry import MODELS
+    from facegraph.registry import MODELS
 
     for spec in MODELS.values():
         print(f"{spec.name}\n  {spec.description}\n  weights: {spec.weights_source}")
@@ -72,18 +72,18 @@ def cmd_models(args: argparse.Namespace) -> None:
 def _photo_model(args: argparse.Namespace):
     """The photo model the arguments name; with ``--onnx FILE`` its image network runs in ONNX Runtime,
     with ``--mirror-average`` each face is also predicted mirrored and the two averaged."""
-    from facegraph.models.registry import load_model
+    from facegraph.registry import load_model
 
     model = load_model(args.model, args.weights, args.bfm)
     if args.onnx:
-        from facegraph.models.onnx_export import OnnxRegressor, OnnxSession
-        from facegraph.models.synergynet import SynergyRegressor
+        from facegraph.image.onnx import OnnxRegressor, OnnxSession
+        from facegraph.image.synergynet import SynergyRegressor
 
         if not isinstance(model, SynergyRegressor):
             raise InputError(f"--onnx runs synergynet's exported network, not {args.model}'s")
         model = OnnxRegressor(model, OnnxSession(args.onnx))
     if args.mirror_average:
-        from facegraph.models.crop_regressor import MirrorAveraged
+        from facegraph.image.crop_regressor import MirrorAveraged
         from facegraph.schemes import get_scheme
 
         model = MirrorAveraged(model, get_scheme("ibug68").flip_order)
@@ -370,7 +370,7 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
     from facegraph.mesh.preprocess import CONFIGS, get_config
-    from facegraph.train.mesh import train_mesh
+    from facegraph.training.mesh import train_mesh
 
     if args.config not in CONFIGS:
         raise InputError(f"unknown --config {args.config!r} (known: {', '.join(CONFIGS)})")
@@ -456,7 +456,7 @@ def cmd_train_mesh_offsets(args: argparse.Namespace) -> None:
 
 def cmd_train_mesh_prior(args: argparse.Namespace) -> None:
     from facegraph.morphable.bfm import resolve_bfm_folder
-    from facegraph.train.mesh_prior import add_shape_prior
+    from facegraph.training.mesh_prior import add_shape_prior
 
     _check_output_folder(args.out)
     if args.scans < 10:
@@ -484,9 +484,9 @@ def _offsets_from_photos(args: argparse.Namespace):
     a 3DMM regressor's fits (its morphable model's keypoints are the mesh network's convention)."""
     from facegraph.datasets.face_crops import load_faces68_crops
     from facegraph.datasets.synthetic_faces import MICRONS_PER_MM
-    from facegraph.models.registry import get_model_spec, load_model
+    from facegraph.registry import get_model_spec, load_model
     from facegraph.schemes.registry import get_scheme
-    from facegraph.train.conventions import (
+    from facegraph.training.mesh_offsets import (
         JAW,
         MIN_LABELLED_FACES,
         annotator_offsets,
@@ -518,7 +518,7 @@ def _offsets_from_mean_face(path: str, canonical: np.ndarray):
     3D landmark file (.json, .ljson, .pp, .csv), in any units."""
     from facegraph.io.landmarks import read_landmarks, read_spiga_mean_face
     from facegraph.schemes.registry import get_scheme
-    from facegraph.train.conventions import offsets_from_mean_face
+    from facegraph.training.mesh_offsets import offsets_from_mean_face
 
     name = f"the 3D mean face {Path(path).name}"
     if Path(path).suffix.lower() == ".txt":
@@ -642,9 +642,9 @@ def cmd_image(args: argparse.Namespace) -> None:
 def cmd_export_onnx(args: argparse.Namespace) -> None:
     import tempfile
 
-    from facegraph.models.onnx_export import export_onnx, quantize_int8
-    from facegraph.models.registry import load_model
-    from facegraph.models.synergynet import SynergyRegressor
+    from facegraph.image.onnx import export_onnx, quantize_int8
+    from facegraph.image.synergynet import SynergyRegressor
+    from facegraph.registry import load_model
 
     _check_output_folder(args.output)
     if args.int8 and not args.calibration:
@@ -704,9 +704,9 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
     from facegraph.datasets.face_crops import concatenate, load_aflw_train, load_faces68_crops
-    from facegraph.models.registry import load_model
     from facegraph.morphable.bfm import load_bfm
-    from facegraph.train.synergynet import get_config, scale_augmentation, train_synergynet
+    from facegraph.registry import load_model
+    from facegraph.training.synergynet import get_config, scale_augmentation, train_synergynet
 
     config = get_config(args.config)
     if args.epochs is not None:
@@ -958,7 +958,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_offsets.add_argument("--plot", help="also draw the offsets on the mean face (PNG)")
     _add_mesh_args(train_offsets)
     train_offsets.set_defaults(run=cmd_train_mesh_offsets)
-    from facegraph.train import mesh_prior
+    from facegraph.training import mesh_prior
 
     train_prior = trainers.add_parser(
         "mesh-prior",

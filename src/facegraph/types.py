@@ -1,4 +1,4 @@
-"""The shared data model: landmarks, head pose and a face result.
+"""The shared data model: landmarks, head pose, a face detection, a face result and a mesh.
 
 Plain dataclasses over numpy arrays, so every subpackage (readers, models, metrics) speaks the same
 language without depending on torch.
@@ -69,6 +69,14 @@ class HeadPose:
 
 
 @dataclass
+class Detection:
+    """A face box [x0, y0, x1, y1] in photo pixels and the detector's score (higher is surer)."""
+
+    box: np.ndarray
+    score: float
+
+
+@dataclass
 class Face:
     """One detected face: its box, score, landmarks, pose and optionally a dense mesh."""
 
@@ -80,3 +88,34 @@ class Face:
     mesh_vertices: np.ndarray | None = None
     mesh_faces: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh, or a point cloud when ``faces`` is None.
+
+    vertices: (V, 3) float64. faces: (F, 3) int64 vertex indices, or None.
+    normals: (V, 3) unit vertex normals (the file's when it has them, else computed by trimesh), or None
+        for a point cloud (and for a mesh read with ``read_mesh(..., normals=False)``).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray | None = None
+    normals: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.vertices = np.asarray(self.vertices, dtype=np.float64)
+        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3:
+            raise ValueError(f"vertices must be (V, 3), got {self.vertices.shape}")
+        if self.faces is not None:
+            self.faces = np.asarray(self.faces, dtype=np.int64)
+            if self.faces.ndim != 2 or self.faces.shape[1] != 3:
+                raise ValueError(f"faces must be (F, 3), got {self.faces.shape}")
+        if self.normals is not None:
+            self.normals = np.asarray(self.normals, dtype=np.float64)
+            if self.normals.shape != self.vertices.shape:
+                raise ValueError(f"normals must be {self.vertices.shape}, got {self.normals.shape}")
+
+    @property
+    def is_point_cloud(self) -> bool:
+        return self.faces is None

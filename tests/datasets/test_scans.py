@@ -18,8 +18,8 @@ from facegraph.datasets.scans import (
 )
 from facegraph.errors import InputError
 from facegraph.io.landmarks import write_landmarks
-from facegraph.io.meshes import Mesh, write_mesh
-from facegraph.types import Landmarks
+from facegraph.io.meshes import write_mesh
+from facegraph.types import Landmarks, Mesh
 from tests.conftest import shared
 
 

@@ -15,15 +15,16 @@ from PIL import Image
 
 from facegraph.datasets import load_aflw2000, load_faces68
 from facegraph.demo import sample_path
-from facegraph.detection import Detection
 from facegraph.evaluation.aflw2000 import evaluate_aflw2000
 from facegraph.evaluation.faces68 import evaluate_faces68
 from facegraph.geometry.crops import box_from_landmarks, crop
+from facegraph.image.crop_regressor import CropRegressor
+from facegraph.image.detectors import Detection
 from facegraph.io import read_image
 from facegraph.metrics.pose import pose_mae
-from facegraph.models import CropRegressor, load_model
 from facegraph.morphable.bfm import MorphableModel, ParamWhitening
 from facegraph.nn.mobilenet_v1 import MobileNetV1
+from facegraph.registry import load_model
 from tests.conftest import shared
 
 BINS = ("0-30", "30-60", "60-90", "mean", "all")

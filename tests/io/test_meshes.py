@@ -9,7 +9,8 @@ import pytest
 import trimesh
 
 from facegraph.errors import InputError
-from facegraph.io import Mesh, read_mesh, vertex_normals, write_mesh, write_points_ply
+from facegraph.io import read_mesh, vertex_normals, write_mesh, write_points_ply
+from facegraph.types import Mesh
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 

@@ -12,12 +12,12 @@ import trimesh
 
 import facegraph.mesh
 from facegraph.errors import InputError
-from facegraph.io.meshes import Mesh
 from facegraph.mesh.landmarker import DEFAULT_REFINE, MeshLandmarker
 from facegraph.mesh.preprocess import MeshConfig, get_config
 from facegraph.mesh.refine import closest_points_on_triangles
 from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, load_weights, save_weights
 from facegraph.nn.sgcn import SgcnConfig, StratifiedGcn
+from facegraph.types import Mesh
 
 TINY_NETWORK = SgcnConfig(hidden=8, depth=2, neighbours=8, global_branch="pool")
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from facegraph.errors import InputError
 from facegraph.io.landmarks import read_landmarks
-from facegraph.io.meshes import MESH_SUFFIXES, Mesh, read_mesh
+from facegraph.io.meshes import MESH_SUFFIXES, read_mesh
+from facegraph.types import Mesh
 
 N_LANDMARKS = 68
 LANDMARK_SUFFIXES = (".json", ".ljson", ".pp", ".csv")

@@ -9,9 +9,9 @@ import numpy as np
 from tqdm import tqdm
 
 from facegraph.datasets.aflw2000_3d import Aflw2000
+from facegraph.image.crop_regressor import CropRegressor
 from facegraph.metrics.aflw2000 import POSE_LIMIT_DEGREES, aflw2000_nme, summarise_by_yaw
 from facegraph.metrics.pose import pose_mae, within_range
-from facegraph.models.crop_regressor import CropRegressor
 
 
 @dataclass

@@ -16,12 +16,12 @@ import numpy as np
 from tqdm import tqdm
 
 from facegraph.datasets.faces68 import DEFAULT_NORMS, Faces68
-from facegraph.detection.base import FaceDetector, best_match
 from facegraph.geometry.crops import box_from_detection, box_from_landmarks, crop
+from facegraph.image.crop_regressor import CropRegressor
+from facegraph.image.detectors import FaceDetector, best_match
 from facegraph.io.images import read_image
 from facegraph.metrics.curves import auc, failure_rate
 from facegraph.metrics.landmarks import box_size, landmark_box_size, nme
-from facegraph.models.crop_regressor import CropRegressor
 from facegraph.schemes import normalisation_distance
 
 MIN_DETECTION_IOU = 0.3
@@ -73,7 +73,7 @@ def evaluate_faces68(
 ) -> Faces68Result:
     """Predict every face and build the report; subsets from the dataset are reported too."""
     if boxes == "detector" and detector is None:
-        from facegraph.detection.dlib_hog import DlibHogDetector
+        from facegraph.image.detectors import DlibHogDetector
 
         detector = DlibHogDetector()
     predictions, missed = [], 0

@@ -10,8 +10,8 @@ import numpy as np
 from tqdm import tqdm
 
 from facegraph.datasets.scans import ScanRecord, load_scan
-from facegraph.io.meshes import Mesh
 from facegraph.metrics.landmarks import mesh_landmark_errors
+from facegraph.types import Mesh
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Photos to faces: detection, crops, landmarks in 2D and 3D, head pose and the dense face."""
 
-from facegraph.image.pipeline import DETECTORS, FaceAnalyzer, analyze, face_to_dict, make_detector
+from facegraph.image.analyzer import DETECTORS, FaceAnalyzer, analyze, face_to_dict, make_detector
 
 __all__ = ["DETECTORS", "FaceAnalyzer", "analyze", "face_to_dict", "make_detector"]

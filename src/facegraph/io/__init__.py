@@ -21,11 +21,10 @@ from facegraph.io.landmarks import (
     write_pp,
     write_pts,
 )
-from facegraph.io.meshes import Mesh, read_mesh, vertex_normals, write_mesh, write_points_ply
+from facegraph.io.meshes import read_mesh, vertex_normals, write_mesh, write_points_ply
 
 __all__ = [
     "SCHEME_SIZES",
-    "Mesh",
     "atomic_path",
     "read_csv",
     "read_image",

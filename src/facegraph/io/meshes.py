@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,39 +16,9 @@ import trimesh
 
 from facegraph.errors import InputError
 from facegraph.io.atomic import write_atomic
+from facegraph.types import Mesh
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off")
-
-
-@dataclass
-class Mesh:
-    """A triangle mesh, or a point cloud when ``faces`` is None.
-
-    vertices: (V, 3) float64. faces: (F, 3) int64 vertex indices, or None.
-    normals: (V, 3) unit vertex normals (the file's when it has them, else computed by trimesh), or None
-        for a point cloud (and for a mesh read with ``read_mesh(..., normals=False)``).
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray | None = None
-    normals: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        self.vertices = np.asarray(self.vertices, dtype=np.float64)
-        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3:
-            raise ValueError(f"vertices must be (V, 3), got {self.vertices.shape}")
-        if self.faces is not None:
-            self.faces = np.asarray(self.faces, dtype=np.int64)
-            if self.faces.ndim != 2 or self.faces.shape[1] != 3:
-                raise ValueError(f"faces must be (F, 3), got {self.faces.shape}")
-        if self.normals is not None:
-            self.normals = np.asarray(self.normals, dtype=np.float64)
-            if self.normals.shape != self.vertices.shape:
-                raise ValueError(f"normals must be {self.vertices.shape}, got {self.normals.shape}")
-
-    @property
-    def is_point_cloud(self) -> bool:
-        return self.faces is None
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

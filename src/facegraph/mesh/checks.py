@@ -13,8 +13,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from facegraph.errors import InputError
-from facegraph.io.meshes import Mesh
 from facegraph.mesh.sampling import face_normals_and_areas
+from facegraph.types import Mesh
 
 MM_PER_UNIT = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "um": 0.001, "inch": 25.4}
 # A face or a head, in millimetres, is between these sizes across (bounding-box diagonal).

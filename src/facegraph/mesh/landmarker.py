@@ -18,7 +18,7 @@ import torch
 
 from facegraph.errors import InputError
 from facegraph.geometry.rigid import robust_rigid_fit
-from facegraph.io.meshes import Mesh, read_mesh
+from facegraph.io.meshes import read_mesh
 from facegraph.mesh.checks import MM_PER_UNIT, check_scan
 from facegraph.mesh.conventions import ConventionOffsets, offsets_in_frame
 from facegraph.mesh.markup import apply_markup_rules
@@ -35,7 +35,7 @@ from facegraph.mesh.shape_prior import ShapePrior
 from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, load_weights
 from facegraph.nn.sgcn import StratifiedGcn, decode_heatmaps
 from facegraph.schemes import get_scheme
-from facegraph.types import Landmarks
+from facegraph.types import Landmarks, Mesh
 
 DEFAULT_WEIGHTS = "facegraph-mesh.safetensors"
 DENSE_FACTOR = 4  # the scan is sampled once at this many times the network's points; each pass thins that

@@ -14,7 +14,7 @@ from facegraph.errors import InputError
 from facegraph.mesh.landmarker import MeshLandmarker
 from facegraph.mesh.preprocess import get_config
 from facegraph.mesh.weights import load_weights
-from facegraph.train.mesh_prior import add_shape_prior, bfm_landmark_components
+from facegraph.training.mesh_prior import add_shape_prior, bfm_landmark_components
 from tests.datasets.test_synthetic_faces import fake_bfm
 from tests.mesh.test_landmarker import TINY_NETWORK, head, tiny_weights
 

@@ -4,9 +4,8 @@ import torch
 
 from facegraph.errors import InputError
 from facegraph.geometry.pose import pose_to_matrix
-from facegraph.models import MODELS, load_model
-from facegraph.models.crop_regressor import poses_from_params
-from facegraph.models.registry import find_bfm_folder
+from facegraph.image.crop_regressor import poses_from_params
+from facegraph.registry import MODELS, find_bfm_folder, load_model
 from facegraph.types import HeadPose
 from tests.conftest import shared
 

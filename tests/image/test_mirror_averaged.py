@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facegraph.geometry.crops import crop_mirror_x, crop_to_image
-from facegraph.models.crop_regressor import CropPrediction, MirrorAveraged, _mean_angles
+from facegraph.image.crop_regressor import CropPrediction, MirrorAveraged, _mean_angles
 from facegraph.schemes import get_scheme
 
 FLIP = np.asarray(get_scheme("ibug68").flip_order)

@@ -20,8 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from facegraph.errors import InputError
 from facegraph.geometry.crops import crop_to_image
+from facegraph.image.crop_regressor import CropPrediction, CropRegressor, poses_from_params
 from facegraph.io.atomic import atomic_path
-from facegraph.models.crop_regressor import CropPrediction, CropRegressor, poses_from_params
 from facegraph.morphable.bfm import N_LANDMARKS, MorphableModel, ParamWhitening
 from facegraph.nn.synergynet import SynergyNet
 

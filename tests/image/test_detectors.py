@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facegraph.demo import sample_path
-from facegraph.detection import Detection, DlibHogDetector, best_match, iou
+from facegraph.image.detectors import Detection, DlibHogDetector, best_match, iou
 from facegraph.io import read_image, read_landmarks
 
 

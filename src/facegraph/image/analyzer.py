@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facegraph.detection.base import Detection, FaceDetector
 from facegraph.errors import InputError
 from facegraph.geometry.crops import box_from_detection, crop, crop_to_image
+from facegraph.image.crop_regressor import CropRegressor
+from facegraph.image.detectors import Detection, FaceDetector
 from facegraph.io.images import read_image
-from facegraph.models.crop_regressor import CropRegressor
 from facegraph.types import Face, HeadPose, Landmarks
 
 BENCHMARK_TO_PIXEL_CENTRES = -1.0
@@ -33,7 +33,7 @@ DEFAULT_MIN_SCORE = 0.25
 def make_detector(name: str, min_score: float = DEFAULT_MIN_SCORE) -> FaceDetector:
     """A detector by name (see ``DETECTORS``) keeping detections scoring at least ``min_score``."""
     if name == "dlib-hog":
-        from facegraph.detection.dlib_hog import DlibHogDetector
+        from facegraph.image.detectors import DlibHogDetector
 
         return DlibHogDetector(threshold=min_score)
     raise InputError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
@@ -84,7 +84,7 @@ class FaceAnalyzer:
         min_score: float = DEFAULT_MIN_SCORE,
     ) -> None:
         if isinstance(model, str):
-            from facegraph.models.registry import load_model
+            from facegraph.registry import load_model
 
             model = load_model(model, weights, bfm)
         self.model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -10,14 +10,14 @@ import pytest
 from PIL import Image
 
 from facegraph.demo import sample_path
-from facegraph.detection.base import iou
 from facegraph.errors import InputError
 from facegraph.geometry.crops import box_from_detection, crop
 from facegraph.image import FaceAnalyzer, face_to_dict
-from facegraph.image.pipeline import check_box, check_photo
+from facegraph.image.analyzer import check_box, check_photo
+from facegraph.image.detectors import iou
+from facegraph.image.synergynet import load_synergynet
 from facegraph.io import read_image
-from facegraph.models.synergynet import load_synergynet
-from tests.models.test_synergynet_model import synthetic_morphable, write_random_synergynet
+from tests.image.test_synergynet_model import synthetic_morphable, write_random_synergynet
 
 # Where the astronaut's face is in the bundled 512x512 portrait (dlib's box is about 175,76-265,166).
 FACE_REGION = np.array([170.0, 60.0, 270.0, 180.0])

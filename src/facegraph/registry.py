@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facegraph.errors import InputError
-from facegraph.models.crop_regressor import CropRegressor
-from facegraph.models.synergynet import BUNDLED_NAME, load_synergynet
-from facegraph.models.tddfa_v2 import CHECKPOINTS, STATS_FILE, load_tddfa_v2
+from facegraph.image.crop_regressor import CropRegressor
+from facegraph.image.synergynet import BUNDLED_NAME, load_synergynet
+from facegraph.image.tddfa_v2 import CHECKPOINTS, STATS_FILE, load_tddfa_v2
 from facegraph.morphable.bfm import BFM_ENV, MorphableModel, load_bfm
 from facegraph.nn.fusion import fold_batchnorm
 

@@ -49,16 +49,16 @@ from tqdm import tqdm
 from facegraph.datasets.face_crops import CROP_SIZE, Y_FLIP, FaceCrops, split_by_group, to_y_down
 from facegraph.errors import InputError
 from facegraph.geometry.crops import CROP_PIXEL_OFFSET, crop_mirror_x
+from facegraph.image.crop_regressor import CropRegressor, regress_params
+from facegraph.image.synergynet import LandmarkWhitening, load_synergynet, save_synergynet
 from facegraph.io.atomic import atomic_path
 from facegraph.metrics.landmarks import landmark_box_size
-from facegraph.models.crop_regressor import CropRegressor, regress_params
-from facegraph.models.synergynet import LandmarkWhitening, load_synergynet, save_synergynet
 from facegraph.morphable.bfm import N_CAMERA, N_SHAPE, MorphableModel, ParamWhitening
 from facegraph.nn.synergynet import LandmarkRefiner, LandmarksToParams, SynergyNet, wing_loss
 from facegraph.schemes.registry import get_scheme
-from facegraph.train.conventions import fit_convention_offsets, to_teacher_convention
-from facegraph.train.refit import DEFAULT_STRENGTH, refit_to_points
-from facegraph.train.resume import check_resumable
+from facegraph.training.mesh_offsets import fit_convention_offsets, to_teacher_convention
+from facegraph.training.refit import DEFAULT_STRENGTH, refit_to_points
+from facegraph.training.resume import check_resumable
 
 PIXEL_OFFSET = CROP_PIXEL_OFFSET  # where pixel column j's centre lies in the crop frame (geometry.crops)
 MIRROR_X = crop_mirror_x(CROP_SIZE)

@@ -13,7 +13,7 @@ from facegraph.errors import InputError
 from facegraph.mesh.landmarker import MeshLandmarker
 from facegraph.morphable.bfm import MorphableModel
 from facegraph.schemes.registry import get_scheme
-from facegraph.train.conventions import (
+from facegraph.training.mesh_offsets import (
     JAW,
     MIN_LABELLED_FACES,
     fit_convention_offsets,
@@ -22,7 +22,7 @@ from facegraph.train.conventions import (
     offsets_from_mean_face,
     to_teacher_convention,
 )
-from tests.models.test_synergynet_model import synthetic_morphable
+from tests.image.test_synergynet_model import synthetic_morphable
 
 FLIP_ORDER = np.array(get_scheme("ibug68").flip_order)
 

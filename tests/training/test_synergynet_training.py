@@ -12,17 +12,17 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-import facegraph.train.synergynet as synergynet_training
+import facegraph.training.synergynet as synergynet_training
 from facegraph.datasets.face_crops import FaceCrops, split_by_group
 from facegraph.errors import InputError
+from facegraph.image.crop_regressor import CropRegressor
+from facegraph.image.synergynet import load_synergynet, read_figures
 from facegraph.metrics.landmarks import landmark_box_size
-from facegraph.models.crop_regressor import CropRegressor
-from facegraph.models.synergynet import load_synergynet, read_figures
 from facegraph.morphable.bfm import ParamWhitening
 from facegraph.nn.mobilenet_v1 import MobileNetV1
 from facegraph.schemes.registry import get_scheme
-from facegraph.train.conventions import to_teacher_convention
-from facegraph.train.synergynet import (
+from facegraph.training.mesh_offsets import to_teacher_convention
+from facegraph.training.synergynet import (
     CONFIGS,
     MIRROR_X,
     PIXEL_OFFSET,
@@ -42,8 +42,8 @@ from facegraph.train.synergynet import (
     train_synergynet,
     warp_images,
 )
-from tests.models.test_synergynet_model import CAMERA, face_whitening, synthetic_morphable
-from tests.train.test_photo_conventions import convention_faces
+from tests.image.test_synergynet_model import CAMERA, face_whitening, synthetic_morphable
+from tests.training.test_mesh_offsets_photos import convention_faces
 
 FLIP_ORDER = np.array(get_scheme("ibug68").flip_order)
 STILL = replace(get_config("facegraph-photo"), max_rotation=0.0, scale_range=0.0, shift=0.0, colour=0.0)

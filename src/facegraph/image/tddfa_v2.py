@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from facegraph.errors import InputError
+from facegraph.image.crop_regressor import CropRegressor
 from facegraph.io.safe_pickle import load_array_pickle
-from facegraph.models.crop_regressor import CropRegressor
 from facegraph.morphable.bfm import N_PARAMS, MorphableModel, ParamWhitening
 from facegraph.nn.mobilenet_v1 import MobileNetV1, tddfa_v2_key
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from facegraph.errors import InputError
-from facegraph.train.refit import NON_CHIN_JAW, refit_to_points
-from facegraph.train.synergynet import get_config
-from tests.models.test_synergynet_model import face_whitening, synthetic_morphable
-from tests.train.test_synergynet_training import _camera_params, _decoded_y_down
+from facegraph.training.refit import NON_CHIN_JAW, refit_to_points
+from facegraph.training.synergynet import get_config
+from tests.image.test_synergynet_model import face_whitening, synthetic_morphable
+from tests.training.test_synergynet_training import _camera_params, _decoded_y_down
 
 STD = face_whitening().std
 INNER_AND_CHIN = [8, *range(17, 68)]

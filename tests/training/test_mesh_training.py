@@ -14,13 +14,12 @@ from torch.utils.data import DataLoader
 
 from facegraph.datasets.synthetic_faces import SyntheticFaces, build_point_cache
 from facegraph.errors import InputError
-from facegraph.io.meshes import Mesh
 from facegraph.mesh.landmarker import MeshLandmarker
 from facegraph.mesh.preprocess import crop_to_ball, get_config
 from facegraph.mesh.weights import load_weights
 from facegraph.nn.sgcn import SgcnConfig
-from facegraph.train import mesh as mesh_training
-from facegraph.train.mesh import (
+from facegraph.training import mesh as mesh_training
+from facegraph.training.mesh import (
     DEFAULT_AUGMENTATION,
     CachedScans,
     _collate,
@@ -30,6 +29,7 @@ from facegraph.train.mesh import (
     train_mesh,
     validation_sets,
 )
+from facegraph.types import Mesh
 from tests.datasets.test_synthetic_faces import fake_bfm
 
 TINY = replace(

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from facegraph.errors import InputError
+from facegraph.image.crop_regressor import CropPrediction
+from facegraph.image.synergynet import SynergyRegressor
 from facegraph.io.atomic import atomic_path
-from facegraph.models.crop_regressor import CropPrediction
-from facegraph.models.synergynet import SynergyRegressor
 
 OUTPUTS = ("params", "landmarks")
 PARITY_TOLERANCE = 1e-3  # largest absolute difference allowed between the two runtimes' outputs

@@ -30,7 +30,7 @@ from facegraph.io.atomic import atomic_path
 from facegraph.mesh.preprocess import MeshConfig, NetworkInput, crop_to_ball, network_input, to_batch
 from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, load_weights, save_weights
 from facegraph.nn.sgcn import StratifiedGcn, adaptive_wing_loss, decode_heatmaps, gaussian_targets
-from facegraph.train.resume import check_resumable
+from facegraph.training.resume import check_resumable
 
 DEFAULT_AUGMENTATION = Augmentation()
 # What is left after aligning a first estimate to the mean face: small turns and shifts.

@@ -17,9 +17,9 @@ import torch
 from facegraph.datasets.face_crops import FaceCrops, to_y_down
 from facegraph.errors import InputError
 from facegraph.geometry.rigid import similarity_fit
+from facegraph.image.crop_regressor import CropRegressor, regress_params
 from facegraph.mesh.conventions import N_LANDMARKS, ConventionOffsets
 from facegraph.metrics.landmarks import INNER_51, landmark_box_size
-from facegraph.models.crop_regressor import CropRegressor, regress_params
 from facegraph.morphable.bfm import split_params
 
 JAW = range(17)  # silhouette points on a photo: where they fall depends on the view, not a fixed offset

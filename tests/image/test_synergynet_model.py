@@ -14,8 +14,7 @@ import torch
 
 from facegraph.errors import InputError
 from facegraph.geometry.crops import crop_to_image
-from facegraph.models import load_model
-from facegraph.models.onnx_export import (
+from facegraph.image.onnx import (
     PRECISION_KEY,
     OnnxRegressor,
     OnnxSession,
@@ -23,7 +22,7 @@ from facegraph.models.onnx_export import (
     predict_onnx,
     quantize_int8,
 )
-from facegraph.models.synergynet import (
+from facegraph.image.synergynet import (
     BUNDLED_NAME,
     LandmarkWhitening,
     SynergyRegressor,
@@ -34,6 +33,7 @@ from facegraph.models.synergynet import (
 )
 from facegraph.morphable.bfm import MorphableModel, ParamWhitening
 from facegraph.nn.synergynet import SynergyNet
+from facegraph.registry import load_model
 from tests.test_cli import write_bfm_basis
 
 WIDTH = 0.35
