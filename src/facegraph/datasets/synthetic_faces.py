@@ -73,7 +73,7 @@ CLEAN = Augmentation(
 
 
 class SyntheticFaces:
-    """Draws synthetic scans from a BFM folder with dense bases (see the README's BFM layout)."""
+    """Draws synthetic scans from a BFM folder with dense bases (see docs/data-layouts.md)."""
 
     def __init__(self, bfm: MorphableModel | str | None = None, augmentation: Augmentation | None = None):
         model = bfm if isinstance(bfm, MorphableModel) else load_bfm(bfm)

@@ -134,7 +134,7 @@ class MorphableModel(nn.Module):
 def _need(folder: Path, names: tuple[str, ...]) -> None:
     for name in names:
         if not (folder / name).is_file():
-            raise InputError(f"missing {name} (see the README's BFM layout)", folder)
+            raise InputError(f"missing {name} (see docs/data-layouts.md)", folder)
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -171,7 +171,7 @@ def resolve_bfm_folder(folder: str | Path | None) -> Path:
     """The BFM folder from a flag, else from ``$FACEGRAPH_BFM``; InputError when neither is usable."""
     chosen = folder if folder is not None else os.environ.get(BFM_ENV)
     if not chosen:
-        raise InputError(f"no BFM folder: pass --bfm DIR or set {BFM_ENV} (see the README)")
+        raise InputError(f"no BFM folder: pass --bfm DIR or set {BFM_ENV} (see docs/data-layouts.md)")
     path = Path(chosen)
     if not path.is_dir():
         raise InputError("BFM folder not found", path)
@@ -190,7 +190,7 @@ def load_bfm(folder: str | Path | None = None) -> MorphableModel:
     if (folder / "u_shp.npy").is_file():
         missing = [name for name in _FULL_FILES if not (folder / name).is_file()]
         raise InputError(
-            f"missing {', '.join(missing)} (the dense bases: see the README's BFM layout)", folder
+            f"missing {', '.join(missing)} (the dense bases: see docs/data-layouts.md)", folder
         )
     raise InputError(
         "not a BFM folder: expected u_shp.npy (full layout) or u_base.txt (68-point basis)", folder
