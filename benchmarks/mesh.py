@@ -14,7 +14,7 @@ re-measured alone).
 
 Then the landmark-convention check on every set (its own section, ``mesh-conventions``): the shipped
 ``300w`` convention (learnt from 300-W's training photos) and ``spiga`` convention (from SPIGA's 3D mean
-face), and offsets fitted (``facegraph train mesh-offsets``) on 20 other Surrey Face Model faces
+face), and offsets fitted (``facegraph fit mesh-offsets``) on 20 other Surrey Face Model faces
 (another seed).
 
     .venv/bin/python benchmarks/mesh.py --bfm /path/to/bfm-with-dense-bases \
@@ -161,7 +161,7 @@ def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, 
     offsets_path, plot = work / "sfm-offsets.json", OUT / "mesh-sfm-offsets.png"
     commands = [
         facegraph(
-            ["train", "mesh-offsets", "--data", str(neutral), "--weights", str(weights)]
+            ["fit", "mesh-offsets", "--data", str(neutral), "--weights", str(weights)]
             + ["--out", str(offsets_path), "--plot", str(plot.relative_to(HERE.parent)), "--quiet"]
         )
     ]
@@ -195,9 +195,9 @@ def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, 
         "",
         "The package ships two conventions, both in-plane, mirror-symmetric and with the jaw untouched:"
         " `300w`, learnt from where 300-W's annotators put the inner 51 points on 1,207 of its training"
-        " faces, AFW and HELEN, against a 3DMM regressor's fits (`facegraph train mesh-offsets --photos`;"
+        " faces, AFW and HELEN, against a 3DMM regressor's fits (`facegraph fit mesh-offsets --photos`;"
         " `docs/mesh-300w-convention.png`), and `spiga`, from where SPIGA's 3D mean face puts them"
-        " (`facegraph train mesh-offsets --mean-face`; `docs/mesh-spiga-convention.png`). Both also apply"
+        " (`facegraph fit mesh-offsets --mean-face`; `docs/mesh-spiga-convention.png`). Both also apply"
         " the 68-point markup's rules after the offsets (`facegraph.mesh.markup`): when the lips meet, the"
         " inner lip pairs at the surface points between the inner mouth corners; nose bridge, nostrils,"
         " eyelids and outer lips evenly spaced between their ends; the columns"
@@ -207,7 +207,7 @@ def convention_section(shared: Path, work: Path, weights: Path, sets: dict[str, 
         + "; ".join(calibration_lines)
         + ".",
         "",
-        f"The SFM offsets were fitted by `facegraph train mesh-offsets` on the {CALIBRATION_SCANS} neutral"
+        f"The SFM offsets were fitted by `facegraph fit mesh-offsets` on the {CALIBRATION_SCANS} neutral"
         f" calibration faces: largest offsets (landmark, mm): {largest}; drawn on the mean face:"
         f" `{plot.relative_to(HERE.parent)}`. Inner-51 error in mm, {DEFAULT_REFINE}:",
         "",

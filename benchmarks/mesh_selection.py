@@ -11,7 +11,7 @@ since the sixth run), each drawn with a seed that neither the training nor the t
 
 The SFM faces are measured with ``--offsets spiga`` (where the goal is measured) and without. The spiga
 offsets are measured from each weights file's own canonical face, so for every candidate they are made
-anew (``facegraph train mesh-offsets --mean-face``); the shipped weights use their shipped file.
+anew (``facegraph fit mesh-offsets --mean-face``); the shipped weights use their shipped file.
 
     .venv/bin/python benchmarks/mesh_selection.py --bfm BFM [--candidate W ...] \
         [--shared ../shared/data] [--work /tmp/facegraph-mesh-selection]
@@ -52,7 +52,7 @@ MORE_CALIBRATION_SEED = SEED + 3
 def spiga_offsets(shared: Path, weights: Path, out: Path) -> tuple[str, list[str]]:
     """Make the spiga offsets for a candidate's canonical face; the command and the arguments to use."""
     mean_face = shared / "spiga-annotations" / "models3D" / "mean_face_3D_68.txt"
-    args = ["train", "mesh-offsets", "--mean-face", str(mean_face), "--weights", str(weights)]
+    args = ["fit", "mesh-offsets", "--mean-face", str(mean_face), "--weights", str(weights)]
     return facegraph([*args, "--out", str(out), "--quiet"]), ["--offsets", str(out)]
 
 

@@ -170,10 +170,10 @@ def test_train_mesh_refuses_a_warp_share_outside_zero_to_one(share, tmp_path, ca
     assert not (tmp_path / "run").exists()
 
 
-def test_train_mesh_offsets_fits_a_file_that_mesh_and_eval_mesh_apply(weights, tmp_path, capsys):
+def test_fit_mesh_offsets_fits_a_file_that_mesh_and_eval_mesh_apply(weights, tmp_path, capsys):
     data = write_scan_folder(tmp_path / "scans")
     offsets, plot = tmp_path / "offsets.json", tmp_path / "offsets.png"
-    argv = ["train", "mesh-offsets", "--data", str(data), "--weights", weights, "--out", str(offsets)]
+    argv = ["fit", "mesh-offsets", "--data", str(data), "--weights", weights, "--out", str(offsets)]
     assert main([*argv, "--quiet", "--plot", str(plot)]) == 0
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert "2 scans, inner-51 error without offsets" in capsys.readouterr().out
@@ -219,7 +219,7 @@ def test_mesh_applies_a_shipped_convention_by_name(name, source, moved_most, wei
     assert set(ruled) <= spaced | {61, 62, 63, 65, 66, 67}  # what the rules may move, written out by hand
 
 
-def test_train_mesh_offsets_learns_a_convention_from_a_mean_face_in_other_units(weights, tmp_path):
+def test_fit_mesh_offsets_learns_a_convention_from_a_mean_face_in_other_units(weights, tmp_path):
     from facegraph.mesh.landmarker import MeshLandmarker
 
     canonical = MeshLandmarker(weights).canonical_landmarks
@@ -228,7 +228,7 @@ def test_train_mesh_offsets_learns_a_convention_from_a_mean_face_in_other_units(
     mean_face = tmp_path / "mean_face.json"
     write_json(mean_face, Landmarks(face / 10.0))  # in cm
     offsets = tmp_path / "offsets.json"
-    argv = ["train", "mesh-offsets", "--mean-face", str(mean_face), "--weights", weights]
+    argv = ["fit", "mesh-offsets", "--mean-face", str(mean_face), "--weights", weights]
     assert main([*argv, "--out", str(offsets), "--quiet"]) == 0
     record = json.loads(offsets.read_text())
     moved = np.array(record["offsets_mm"])
@@ -240,7 +240,7 @@ def test_train_mesh_offsets_learns_a_convention_from_a_mean_face_in_other_units(
     assert json.loads(offsets.read_text())["rules"] == []
 
 
-def test_train_mesh_offsets_refuses_a_mean_face_with_missing_points(weights, tmp_path, capsys):
+def test_fit_mesh_offsets_refuses_a_mean_face_with_missing_points(weights, tmp_path, capsys):
     from facegraph.mesh.landmarker import MeshLandmarker
 
     face = MeshLandmarker(weights).canonical_landmarks.copy()
@@ -248,15 +248,13 @@ def test_train_mesh_offsets_refuses_a_mean_face_with_missing_points(weights, tmp
     visible[30] = False
     mean_face = tmp_path / "mean_face.json"
     write_json(mean_face, Landmarks(face, visible=visible))
-    argv = ["train", "mesh-offsets", "--mean-face", str(mean_face), "--weights", weights]
+    argv = ["fit", "mesh-offsets", "--mean-face", str(mean_face), "--weights", weights]
     err = user_error([*argv, "--out", str(tmp_path / "o.json")], capsys)
     assert f"{mean_face}: a mean face needs all 68 points in 3D" in err
     assert not (tmp_path / "o.json").exists()
 
 
-def test_train_mesh_offsets_reads_spigas_mean_face_layout_and_refuses_a_shuffled_one(
-    weights, tmp_path, capsys
-):
+def test_fit_mesh_offsets_reads_spigas_mean_face_layout_and_refuses_a_shuffled_one(weights, tmp_path, capsys):
     from facegraph.mesh.landmarker import MeshLandmarker
     from tests.io.test_landmarks import write_spiga_mean_face
 
@@ -264,7 +262,7 @@ def test_train_mesh_offsets_reads_spigas_mean_face_layout_and_refuses_a_shuffled
     face[27, 1] += 7.0  # the top of the nose bridge 7 mm higher
     spiga = write_spiga_mean_face(tmp_path / "mean_face_3D_68.txt", face / 100.0)  # in SPIGA's units
     out = tmp_path / "offsets.json"
-    argv = ["train", "mesh-offsets", "--mean-face", str(spiga), "--weights", weights, "--quiet"]
+    argv = ["fit", "mesh-offsets", "--mean-face", str(spiga), "--weights", weights, "--quiet"]
     assert main([*argv, "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert 6.0 < record["offsets_mm"][27][1] < 7.5
@@ -280,7 +278,7 @@ def test_train_mesh_offsets_reads_spigas_mean_face_layout_and_refuses_a_shuffled
 def test_the_shipped_spiga_convention_is_what_train_mesh_offsets_makes_of_spigas_file(tmp_path):
     spiga = shared("spiga-annotations/models3D/mean_face_3D_68.txt")
     out = tmp_path / "spiga.json"
-    assert main(["train", "mesh-offsets", "--mean-face", str(spiga), "--out", str(out), "--quiet"]) == 0
+    assert main(["fit", "mesh-offsets", "--mean-face", str(spiga), "--out", str(out), "--quiet"]) == 0
     shipped = Path(str(resources.files("facegraph") / "data" / "conventions" / "spiga.json"))
     assert json.loads(out.read_text()) == json.loads(shipped.read_text())
 
@@ -295,11 +293,11 @@ def _photo_folder(folder: Path, n_faces: int) -> Path:
     return folder
 
 
-def test_train_mesh_offsets_learns_a_convention_from_annotated_photos(weights, tmp_path):
+def test_fit_mesh_offsets_learns_a_convention_from_annotated_photos(weights, tmp_path):
     folder = _photo_folder(tmp_path / "photos", 60)
     teacher = shared("3ddfa-v2")
     offsets = tmp_path / "offsets.json"
-    argv = ["train", "mesh-offsets", "--photos", str(folder), "--teacher-weights", str(teacher)]
+    argv = ["fit", "mesh-offsets", "--photos", str(folder), "--teacher-weights", str(teacher)]
     assert main([*argv, "--weights", weights, "--out", str(offsets), "--quiet"]) == 0
     record = json.loads(offsets.read_text())
     moved = np.array(record["offsets_mm"])
@@ -312,16 +310,16 @@ def test_train_mesh_offsets_learns_a_convention_from_annotated_photos(weights, t
     assert record["rules"] == ["closed-mouth", "even-spacing"]  # photos follow the 68-point markup
 
 
-def test_train_mesh_offsets_refuses_too_few_annotated_photos(weights, tmp_path, capsys):
+def test_fit_mesh_offsets_refuses_too_few_annotated_photos(weights, tmp_path, capsys):
     folder = _photo_folder(tmp_path / "photos", 3)
-    argv = ["train", "mesh-offsets", "--photos", str(folder), "--teacher-weights", str(shared("3ddfa-v2"))]
+    argv = ["fit", "mesh-offsets", "--photos", str(folder), "--teacher-weights", str(shared("3ddfa-v2"))]
     err = user_error([*argv, "--weights", weights, "--out", str(tmp_path / "o.json"), "--quiet"], capsys)
     assert "3 annotated faces: a convention needs at least 50" in err
     assert not (tmp_path / "o.json").exists()
 
 
-def test_train_mesh_offsets_from_photos_needs_the_teacher_weights(weights, tmp_path, capsys):
-    argv = ["train", "mesh-offsets", "--photos", str(tmp_path), "--weights", weights]
+def test_fit_mesh_offsets_from_photos_needs_the_teacher_weights(weights, tmp_path, capsys):
+    argv = ["fit", "mesh-offsets", "--photos", str(tmp_path), "--weights", weights]
     err = user_error([*argv, "--out", str(tmp_path / "o.json")], capsys)
     assert "--photos needs --teacher-weights" in err
 
@@ -340,13 +338,13 @@ def test_markup_rules_without_a_convention_are_a_user_error(weights, tmp_path, c
     assert "--markup-rules and --no-markup-rules need --offsets" in err
 
 
-def test_train_mesh_prior_refuses_bad_arguments_in_one_line(weights, tmp_path, capsys):
-    argv = ["train", "mesh-prior", "--weights", weights, "--out", str(tmp_path / "w.safetensors")]
+def test_fit_mesh_prior_refuses_bad_arguments_in_one_line(weights, tmp_path, capsys):
+    argv = ["fit", "mesh-prior", "--weights", weights, "--out", str(tmp_path / "w.safetensors")]
     assert "at least 10 scans" in user_error([*argv, "--bfm", str(tmp_path), "--scans", "5"], capsys)
     assert "BFM folder not found" in user_error([*argv, "--bfm", str(tmp_path / "none")], capsys)
     err = user_error(
         [
-            "train",
+            "fit",
             "mesh-prior",
             "--weights",
             str(tmp_path / "nope.safetensors"),

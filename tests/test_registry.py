@@ -5,7 +5,8 @@ import torch
 from facegraph.errors import InputError
 from facegraph.geometry.pose import pose_to_matrix
 from facegraph.image.crop_regressor import poses_from_params
-from facegraph.registry import MODELS, find_bfm_folder, load_model
+from facegraph.mesh.landmarker import MeshLandmarker
+from facegraph.registry import MODELS, find_bfm_folder, get_model_spec, load_model
 from facegraph.types import HeadPose
 from tests.conftest import shared
 
@@ -24,6 +25,42 @@ def test_registry_lists_the_peer_and_requires_its_weights():
         load_model("3ddfa-v2-mb05")
     with pytest.raises(InputError, match="unknown model"):
         load_model("no-such-model")
+
+
+def test_registry_lists_photo_and_mesh_models_in_order():
+    assert list(MODELS) == ["synergynet", "3ddfa-v2-mb05", "3ddfa-v2-mb1", "facegraph-mesh"]
+    assert [spec.kind for spec in MODELS.values()] == ["image", "image", "image", "mesh"]
+    mesh = MODELS["facegraph-mesh"]
+    assert not mesh.needs_weights and not mesh.needs_bfm
+    assert mesh.weights_source == "shipped, facegraph-mesh.safetensors (model card beside it)"
+
+
+def test_the_mesh_model_loads_as_a_landmarker_on_the_cpu():
+    landmarker = load_model(
+        "facegraph-mesh", bfm="ignored: the mesh model has no morphable model", device="cpu"
+    )
+    assert isinstance(landmarker, MeshLandmarker)
+    assert landmarker.device == torch.device("cpu")
+    assert next(landmarker.model.parameters()).device == torch.device("cpu")
+
+
+def test_a_model_of_the_wrong_kind_is_refused():
+    assert get_model_spec("facegraph-mesh", kind="mesh").kind == "mesh"
+    with pytest.raises(
+        InputError, match="facegraph-mesh is for 3D scans, not photos; models for photos: synergynet, 3ddfa"
+    ):
+        load_model("facegraph-mesh", kind="image")
+    with pytest.raises(
+        InputError, match="synergynet is for photos, not 3D scans; models for 3D scans: facegraph-mesh$"
+    ):
+        get_model_spec("synergynet", kind="mesh")
+
+
+def test_photo_models_are_built_on_the_device_asked_for():
+    model = load_model("synergynet", device="cpu")
+    assert next(model.network.parameters()).device == torch.device("cpu")
+    with pytest.raises(InputError, match="unknown device"):
+        load_model("synergynet", device="nonsense")
 
 
 def test_bfm_is_found_beside_the_weights(tmp_path, monkeypatch):

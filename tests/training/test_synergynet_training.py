@@ -322,12 +322,12 @@ def test_training_writes_weights_checkpoint_and_history_and_resumes(crops, tmp_p
     history = json.loads((tmp_path / "history.json").read_text())
     assert [h["epoch"] for h in history["epochs"]] == [1]
     assert history["config"]["width"] == 0.35
-    assert first["epoch"] == 1
+    assert first.best["epoch"] == first.best_epoch == 1
     for key in ("loss_total", "loss_human", "nme_human", "nme_human_head", "nme_teacher"):
-        assert np.isfinite(first[key]), key
+        assert np.isfinite(first.best[key]), key
     assert np.isfinite(history["reference"]["teacher_nme_human"])
     assert history["reference"]["human_convention"] == "annotators"
-    assert "nme_human_as_labelled" not in first  # the labels are used as annotated
+    assert "nme_human_as_labelled" not in first.best  # the labels are used as annotated
 
     model = load_synergynet(tmp_path / "best.safetensors", None)
     prediction = model.predict(crops.crops[:2], np.tile([0.0, 0.0, 120.0, 120.0], (2, 1)))
@@ -353,8 +353,8 @@ def test_training_writes_weights_checkpoint_and_history_and_resumes(crops, tmp_p
     )
     history = json.loads((tmp_path / "history.json").read_text())["epochs"]
     assert [h["epoch"] for h in history] == [1, 2]
-    assert history[0]["nme_human"] == first["nme_human"]
-    assert resumed == min(history, key=lambda h: h["nme_human"])
+    assert history[0]["nme_human"] == first.best["nme_human"]
+    assert resumed.best == min(history, key=lambda h: h["nme_human"])
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
 
 
@@ -404,7 +404,7 @@ def test_fine_tuning_from_a_weights_file_starts_the_image_network_there_and_repo
         init=tmp_path / "a" / "best.safetensors",
     )  # fmt: skip
     reference = json.loads((tmp_path / "b" / "history.json").read_text())["reference"]
-    assert reference["init_figures"]["nme_human"] == pytest.approx(first["nme_human"], rel=1e-5)
+    assert reference["init_figures"]["nme_human"] == pytest.approx(first.best["nme_human"], rel=1e-5)
     shipped = load_file(tmp_path / "a" / "best.safetensors")
     after = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["nets"]
     for key, value in shipped.items():
@@ -501,7 +501,7 @@ def test_training_on_refitted_targets_trains_on_them_and_resumes_only_on_them(cr
     assert np.abs((trained_on[0][0] - cached["plain"]) / spread).max() > 0.1  # not the teacher's
     reference = json.loads((tmp_path / "history.json").read_text())["reference"]
     assert reference["refitted_nme_human"] < reference["teacher_nme_human"]
-    assert np.isfinite(best["nme_refitted"])
+    assert np.isfinite(best.best["nme_refitted"])
     with pytest.raises(InputError, match="other settings \\(targets\\)"):
         train_synergynet(
             crops, teacher, morphable, tmp_path, replace(config, epochs=2, targets="teacher"),

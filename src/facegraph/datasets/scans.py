@@ -262,3 +262,13 @@ def split_by_subject(
     for record in records:
         sides[side_of[record.subject]].append(record)
     return sides
+
+
+def annotated_records(root: str | Path) -> list[ScanRecord]:
+    """The scans of a folder that have ground truth (a landmark file of the same stem)."""
+    records = [r for r in folder_records(root) if r.landmarks is not None or r.vertex_indices is not None]
+    if not records:
+        raise InputError(
+            "no mesh has a ground-truth landmark file of the same stem (.json, .ljson, .pp)", root
+        )
+    return records

@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import fast_simplification
 import numpy as np
 import trimesh
 
 from facegraph.errors import InputError
+from facegraph.extras import require
 from facegraph.geometry.pose import pose_to_matrix
 from facegraph.morphable import MorphableModel, load_bfm
 from facegraph.types import HeadPose
@@ -174,7 +174,8 @@ def _coefficient_spread(model: MorphableModel) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _decimate(vertices: np.ndarray, faces: np.ndarray, reduction: float) -> tuple[np.ndarray, np.ndarray]:
-    points, triangles = fast_simplification.simplify(
+    simplifier = require("fast_simplification", "train", "generating synthetic scans")
+    points, triangles = simplifier.simplify(
         vertices.astype(np.float32), faces.astype(np.int32), target_reduction=reduction
     )
     return points.astype(np.float64), triangles.astype(np.int64)

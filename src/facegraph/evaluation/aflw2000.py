@@ -22,6 +22,23 @@ class Aflw2000Result:
     nme: np.ndarray
     nme_reannotated: np.ndarray | None
 
+    def curves(self) -> dict[str, np.ndarray]:
+        """Per-face NME against each ground truth, for cumulative error curves."""
+        curves = {"original": self.nme}
+        if self.nme_reannotated is not None:
+            curves["re-annotated"] = self.nme_reannotated
+        return curves
+
+
+def summary_rows(report: dict) -> list[tuple[str, ...]]:
+    """The report's NME by yaw bin as table rows (a header, then one row per ground truth)."""
+    bins = ("0-30", "30-60", "60-90", "mean", "all")
+    rows = [("ground truth", *bins)]
+    for key, label in (("nme", "original"), ("nme_reannotated", "re-annotated")):
+        if report[key] is not None:
+            rows.append((label, *(f"{report[key][k]:.3f}" for k in bins)))
+    return rows
+
 
 def evaluate_aflw2000(
     dataset: Aflw2000, model: CropRegressor, model_name: str, batch_size: int = 128, progress: bool = True

@@ -33,6 +33,22 @@ class Faces68Result:
     nme_interocular: np.ndarray
     nme_interpupil: np.ndarray
 
+    def curves(self) -> dict[str, np.ndarray]:
+        """Per-face NME under both normalisations, for cumulative error curves."""
+        return {"inter-ocular": self.nme_interocular, "inter-pupil": self.nme_interpupil}
+
+
+def summary_rows(report: dict) -> list[tuple[str, ...]]:
+    """The report's subsets as table rows: a header, then n, NME, AUC and failure rate per subset."""
+    threshold = f"{report['threshold']:g}"
+    rows = [("subset", "n", "NME io (%)", "NME ip (%)", f"AUC@{threshold}", f"FR@{threshold}")]
+    for name, sub in report["subsets"].items():
+        figures = (sub["nme_interocular"], sub["nme_interpupil"])
+        rows.append(
+            (name, str(sub["n"]), *(f"{v:.3f}" for v in figures), f"{sub['auc_8']:.4f}", f"{sub['fr_8']:.4f}")
+        )
+    return rows
+
 
 def normalisers(dataset: Faces68) -> dict[str, np.ndarray]:
     """Per-face normalising distances: inter-ocular and inter-pupil always, plus the other normalisers

@@ -85,3 +85,12 @@ def evaluate_scans(
         "per_landmark_mm": [float(x) for x in errors["per_landmark"]],
         "seconds_per_mesh": float(np.mean(seconds)),
     }
+
+
+def error_curves(report: dict) -> dict[str, np.ndarray]:
+    """Each scan's mean error over the 68 and over the inner 51 points, for cumulative error curves."""
+    per_mesh = report["per_mesh"]
+    return {
+        "mean over 68": np.array([m["mean_mm"] for m in per_mesh]),
+        "inner 51": np.array([m["mean_mm_51"] for m in per_mesh]),
+    }

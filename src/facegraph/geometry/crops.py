@@ -9,10 +9,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from facegraph.errors import InputError
+
 LANDMARK_BOX_SCALE = np.sqrt(2.0)
-# Where pixel column j's centre lies in 3DDFA's crop frame (j + CROP_PIXEL_OFFSET): measured from the
-# 3DDFA_V2 peer, whose landmarks on a 120-pixel crop and on its mirror add up to 120.6 = 119 + 2 * offset
-# in x on the training faces. A crop's mirror image then maps x to ``size - 1 + 2 * offset - x``.
+# Where pixel column j's centre lies in 3DDFA's crop frame (j + CROP_PIXEL_OFFSET): taken from the
+# 3DDFA_V2 peer, whose landmarks on a crop and on its mirror image add up in x to size - 1 + 2 * offset
+# on the training faces. A crop's mirror image then maps x to ``size - 1 + 2 * offset - x``.
 CROP_PIXEL_OFFSET = 0.8
 DETECTOR_BOX_SCALE = 1.58
 DETECTOR_BOX_SHIFT = 0.14
@@ -58,7 +60,7 @@ def crop_to_image(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     3DDFA's benchmark convention, which its published AFLW2000-3D figures use: y flips as
     ``size + 1 - y`` (Matlab's 1-based rows), x keeps its value, then both scale by the box over the crop
     size and shift by the box's corner. (3DDFA_V2's demo code takes one more pixel off x and y, which
-    moves the peer's AFLW2000-3D NME by about 0.1.) z scales by the mean scale, shifted so its minimum
+    moves the peer's AFLW2000-3D NME a little.) z scales by the mean scale, shifted so its minimum
     is 0: it is depth toward the viewer, up to a constant.
     """
     points = np.array(points, dtype=np.float64)
@@ -76,3 +78,14 @@ def crop_to_image(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
 def crop_mirror_x(size: int) -> float:
     """The x at which mirroring an (size x size) crop maps its frame's x: x -> crop_mirror_x(size) - x."""
     return size - 1 + 2 * CROP_PIXEL_OFFSET
+
+
+def parse_box(text: str) -> np.ndarray:
+    """A face box given as text, ``x0,y0,x1,y1`` in pixels."""
+    try:
+        box = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        box = np.array([])
+    if box.shape != (4,) or not np.isfinite(box).all():
+        raise InputError(f"--box expects four numbers x0,y0,x1,y1, got {text!r}")
+    return box

@@ -2,8 +2,8 @@
 
 The convention is AFLW2000-3D's own (its ``Pose_Para`` = [pitch, yaw, roll, ...] in radians), checked
 against the data: fitting the mean face to each scan's 68 landmarks recovers
-``R = Rx(-pitch) @ Ry(-yaw) @ Rz(-roll)`` to within about 1.5 degrees (the mean-shape fit error),
-while every other axis order or sign choice misses by 18 degrees or more on turned faces.
+``R = Rx(-pitch) @ Ry(-yaw) @ Rz(-roll)`` to within the mean-shape fit's own error, while every
+other axis order or sign choice misses by far more on turned faces.
 
 ``R`` maps face-model coordinates to camera coordinates, both right-handed with x toward the image's
 right, y up and z toward the viewer (the Basel Face Model's canonical frame: a frontal face has R = I).

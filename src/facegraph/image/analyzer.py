@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facegraph.devices import pick_device
 from facegraph.errors import InputError
 from facegraph.geometry.crops import box_from_detection, crop, crop_to_image
 from facegraph.image.crop_regressor import CropRegressor
@@ -24,9 +25,9 @@ BENCHMARK_TO_PIXEL_CENTRES = -1.0
 MIN_SIDE = 24  # pixels: below this no face can be found or cropped usefully
 DETECTION_MAX_SIDE = 1600  # larger photos are searched at this size, then boxes scale back
 DETECTORS = ("dlib-hog",)
-# dlib HOG scores below this are dropped. On 300-W's training photos (one annotated face each) 0.25
-# keeps 91 % of the faces (0: 96 %), and it drops the astronaut's mission patch (0.16), which dlib's
-# own default of 0 reports as a face.
+# dlib HOG scores below this are dropped. Chosen on 300-W's training photos (one annotated face each):
+# it keeps most of their faces, and it drops the astronaut's mission patch, which dlib's own default
+# of 0 reports as a face.
 DEFAULT_MIN_SCORE = 0.25
 
 
@@ -72,7 +73,11 @@ def check_box(box: np.ndarray, rgb: np.ndarray, source: str | Path | None = None
 
 
 class FaceAnalyzer:
-    """A photo model and a detector: ``analyze(photo)`` gives every face's landmarks, pose and mesh."""
+    """A photo model and a detector: ``analyze(photo)`` gives every face's landmarks, pose and mesh.
+
+    ``model`` is a registered photo model's name (loaded with ``weights`` and ``bfm``) or a model. Either
+    way it runs on ``facegraph.devices.pick_device(device)``: CUDA when there is a GPU, else the CPU.
+    """
 
     def __init__(
         self,
@@ -80,14 +85,15 @@ class FaceAnalyzer:
         detector: str | FaceDetector = "dlib-hog",
         weights: str | Path | None = None,
         bfm: str | Path | None = None,
-        device: str | None = None,
+        device: str | torch.device | None = None,
         min_score: float = DEFAULT_MIN_SCORE,
     ) -> None:
         if isinstance(model, str):
             from facegraph.registry import load_model
 
-            model = load_model(model, weights, bfm)
-        self.model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.model = load_model(model, weights, bfm, device, kind="image")
+        else:
+            self.model = model.to(pick_device(device))
         self._detector = detector
         self.min_score = min_score
 

@@ -8,7 +8,7 @@ exported with, so that it is never decoded with another model's statistics.
 ``quantize_int8`` turns an exported float model into an int8 one (static quantisation, calibrated on
 face crops): the convolutions, activations, residual sums and pooling run in int8 with per-channel
 weights; the small fully connected heads stay float, because quantising them ruined the answers in a
-trial (AFLW2000-3D NME 23 instead of 4.5).
+trial.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import contextlib
 import copy
 import hashlib
 import logging
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from facegraph.errors import InputError
+from facegraph.extras import require
 from facegraph.image.crop_regressor import CropPrediction
 from facegraph.image.synergynet import SynergyRegressor
 from facegraph.io.atomic import atomic_path
@@ -64,7 +66,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def _set_metadata(path: Path, values: dict[str, str]) -> None:
-    import onnx
+    onnx = require("onnx", "export", "ONNX export")
 
     graph = onnx.load(str(path))
     kept = [p for p in graph.metadata_props if p.key not in values]
@@ -90,6 +92,8 @@ def export_onnx(model: SynergyRegressor, path: str | Path, batch: int = 4, seed:
 
     Returns the largest absolute output difference; raises InputError above PARITY_TOLERANCE.
     """
+    for module in ("onnx", "onnxscript"):
+        require(module, "export", "ONNX export")
     path = Path(path)
     heads = _Heads(copy.deepcopy(model.network).float().cpu()).eval()
     generator = torch.Generator().manual_seed(seed)
@@ -122,8 +126,7 @@ class OnnxSession:
     """An ONNX Runtime session over an exported image network."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime
-
+        onnxruntime = require("onnxruntime", "export", "running an ONNX file")
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -148,7 +151,7 @@ class OnnxSession:
 def onnx_input(crops: np.ndarray) -> np.ndarray:
     """(B, H, W, 3) uint8 RGB crops -> the graph's contiguous (B, 3, H, W) float32 input, normalised
     as ``SynergyRegressor.normalise`` does, without PyTorch: its thread pool and ONNX Runtime's then
-    fought over a small CPU (about 30 % of a batched int8 run's time on 2 cores, most of one face's)."""
+    fought over a small CPU, costing a good part of a batched int8 run's time and most of one face's."""
     crops = np.asarray(crops)
     images = np.empty((len(crops), 3, *crops.shape[1:3]), dtype=np.float32)
     np.subtract(crops.transpose(0, 3, 1, 2), np.float32(127.5), out=images, casting="unsafe")
@@ -199,6 +202,7 @@ def quantize_int8(
     """
     import tempfile
 
+    require("onnxruntime.quantization", "export", "int8 quantisation")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -248,3 +252,38 @@ def quantize_int8(
                 path,
             )
     return report
+
+
+def export_int8(model: SynergyRegressor, path: str | Path, crops: np.ndarray) -> dict:
+    """Export the float model to a scratch file, then write its int8 copy calibrated on ``crops``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        float_path = Path(folder) / "float.onnx"
+        export_onnx(model, float_path)
+        return quantize_int8(model, float_path, path, crops)
+
+
+def calibration_crops(
+    model: SynergyRegressor, photos: list[Path], n_faces: int, progress: bool
+) -> np.ndarray:
+    """Up to ``n_faces`` detected face crops from photos spread evenly over ``photos``."""
+    from tqdm import tqdm
+
+    from facegraph.image.analyzer import FaceAnalyzer
+
+    if n_faces < 1:
+        raise InputError(f"--calibration-faces must be at least 1, got {n_faces}")
+    chosen = photos[:: max(1, len(photos) // n_faces)]
+    analyzer = FaceAnalyzer(model, "dlib-hog")
+    crops: list[np.ndarray] = []
+    for photo in tqdm(chosen, desc="calibration photos", unit="photo", disable=not progress):
+        try:
+            crops.extend(analyzer.face_crops(photo))
+        except InputError as exc:
+            tqdm.write(f"facegraph: skipped: {exc}", file=sys.stderr)
+        if len(crops) >= n_faces:
+            break
+    if not crops:
+        raise InputError("no face was found in the calibration photos", photos[0] if photos else None)
+    return np.stack(crops[:n_faces])

@@ -67,7 +67,7 @@ def _numbers(run: bytes, tag: bytes, dtype: type) -> np.ndarray:
 
 
 def _read_plain_obj(path: Path) -> Mesh | None:
-    """A plain OBJ read without trimesh's general parser (about twice as fast on a 30k-vertex scan), giving
+    """A plain OBJ read without trimesh's general parser (much faster on a typical scan), giving
     the vertices and faces trimesh gives; None for any other OBJ, which trimesh then reads.
 
     Plain: one unbroken run of ``v x y z`` lines (the same number of columns on each; colours are
@@ -119,8 +119,8 @@ def read_mesh(path: str | Path, normals: bool = True) -> Mesh:
     """Read a mesh or point cloud (OBJ, PLY, STL, OFF); a multi-part file becomes one mesh.
 
     ``normals=False`` leaves a mesh's vertex normals out (None), for callers that do not use them: the
-    landmarker samples the surface's own face normals, and computing vertex normals is a sixth of the
-    time it takes to read a 30k-vertex scan.
+    landmarker samples the surface's own face normals, and computing vertex normals is a sizeable part
+    of the time it takes to read a scan.
     """
     path = Path(path)
     if not path.exists():

@@ -2,12 +2,13 @@
 
 The shipped network places the 68 points where the Basel Face Model's 3DDFA landmark vertices sit.
 Other annotations of "the same" points differ by millimetres, consistently: the Surrey Face Model's iBUG
-mapping and menpo3d's annotated scan both put the inner brow ends (21, 22) 5-12 mm nearer the midline
-and the nose bridge (27-29) 6-11 mm higher (benchmarks/RESULTS.md). Such a difference is a constant
-offset per landmark in the face's own frame, so a few scans annotated the target way are enough to
-learn it: :func:`fit_offsets` averages, per landmark, the error of the predictions turned into the
-canonical frame (+Y up, +Z toward the viewer, mm), and the landmarker adds the offsets back, turned
-into each scan's frame, before its refinement step puts the points on the surface.
+mapping and menpo3d's annotated scan both put the inner brow ends (21, 22) several millimetres nearer
+the midline and the nose bridge (27-29) several millimetres higher (benchmarks/RESULTS.md). Such a
+difference is a constant offset per landmark in the face's own frame, so a few scans annotated the
+target way are enough to learn it: :func:`fit_offsets` averages, per landmark, the error of the
+predictions turned into the canonical frame (+Y up, +Z toward the viewer, mm), and the landmarker adds
+the offsets back, turned into each scan's frame, before its refinement step puts the points on the
+surface.
 
 A convention may also name rules of the 68-point markup that no constant offset expresses
 (:mod:`facegraph.mesh.markup`: inner lips where they meet when the lips meet; nose bridge, nostrils,
@@ -16,13 +17,13 @@ eyelids and outer lips evenly spaced); the landmarker applies them after the off
 The package ships two conventions, both with those rules: ``300w``, where 300-W's annotators put the
 inner 51 points, learnt from its training photos against a 3DMM regressor's fits (``facegraph train
 mesh-offsets --photos``), and ``spiga``, where SPIGA's published 3D mean face puts them (``facegraph
-train mesh-offsets --mean-face``).
+fit mesh-offsets --mean-face``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def write_offsets(path: str | Path, offsets: ConventionOffsets) -> None:
 
 
 def read_offsets(path: str | Path) -> ConventionOffsets:
-    """Read offsets written by :func:`write_offsets` (``facegraph train mesh-offsets``)."""
+    """Read offsets written by :func:`write_offsets` (``facegraph fit mesh-offsets``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("offsets file not found", path)
@@ -148,3 +149,18 @@ def load_offsets(name_or_path: str | Path) -> ConventionOffsets:
         known = ", ".join(BUNDLED_CONVENTIONS)
         raise InputError(f"offsets file not found (shipped conventions: {known})", name_or_path)
     return read_offsets(name_or_path)
+
+
+def load_convention(offsets: str | Path | None, markup_rules: bool | None = None) -> ConventionOffsets | None:
+    """The convention ``offsets`` names (None: the network's own), its markup rules switched on or off
+    by ``markup_rules`` when given."""
+    if not offsets:
+        if markup_rules is not None:
+            raise InputError(
+                "--markup-rules and --no-markup-rules need --offsets (rules follow a convention)"
+            )
+        return None
+    convention = load_offsets(offsets)
+    if markup_rules is None:
+        return convention
+    return replace(convention, rules=MARKUP_RULES if markup_rules else ())

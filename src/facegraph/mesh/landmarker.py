@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facegraph.devices import pick_device
 from facegraph.errors import InputError
 from facegraph.geometry.rigid import robust_rigid_fit
 from facegraph.io.meshes import read_mesh
@@ -40,17 +41,16 @@ from facegraph.types import Landmarks, Mesh
 DEFAULT_WEIGHTS = "facegraph-mesh.safetensors"
 DENSE_FACTOR = 4  # the scan is sampled once at this many times the network's points; each pass thins that
 REFINE_TOP = 7
-# The refinement that measured best with the shipped weights (benchmarks/RESULTS.md): with heatmaps as
+# The refinement that did best with the shipped weights (benchmarks/RESULTS.md): with heatmaps as
 # wide as these, profile matching moves points away more often than toward the truth.
 DEFAULT_REFINE = "snap"
-# The answer is the mean of the second passes' estimates; each re-aligns and thins the scan anew. On 60
-# held-out synthetic scans (seed 31337), inner-51 error with 1, 3, 4, 5 passes averaged: 3.53, 3.31,
-# 3.28, 3.27 mm without head context; 3.50, 3.22, 3.18, 3.17 with it (3 passes, last one only: 3.49, 3.38).
+# The answer is the mean of the second passes' estimates; each re-aligns and thins the scan anew, so
+# their errors partly cancel. The count was chosen on held-out synthetic scans, with and without head
+# context: averaging passes beat keeping the last one, and beyond four more passes gained little.
 SECOND_PASSES = 4
 # These second passes see the face mirrored (x -> -x in the mean face's frame) and mirror their answer
-# back, so that the network's left-right biases cancel in the mean. On the same held-out scans, inner-51
-# error with four passes of which none, the last two, or all were mirrored: 3.28, 3.20, 3.29 mm without
-# head context; 3.18, 3.10, 3.26 with it (at no extra cost).
+# back, so that the network's left-right biases cancel in the mean. On the same held-out scans,
+# mirroring half of the passes did better than mirroring none or all of them, at no extra cost.
 MIRRORED_PASSES = (2, 3)
 MIRROR_X = np.array([-1.0, 1.0, 1.0])
 FLIP_ORDER = np.array(get_scheme("ibug68").flip_order)
@@ -81,11 +81,15 @@ def bundled_weights() -> Path:
 
 
 class MeshLandmarker:
-    """A trained mesh landmarker: ``MeshLandmarker()(mesh)`` gives the 68 landmarks of a scan."""
+    """A trained mesh landmarker: ``MeshLandmarker()(mesh)`` gives the 68 landmarks of a scan.
+
+    ``weights`` default to the shipped ones; the network runs on ``facegraph.devices.pick_device(device)``
+    (CUDA when there is a GPU, else the CPU).
+    """
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device | None = None) -> None:
+        self.device = pick_device(device)
         model, config, arrays, figures = load_weights(weights or bundled_weights())
-        self.device = torch.device(device) if device else torch.device("cpu")
         self.model: StratifiedGcn = model.to(self.device)
         self.config: MeshConfig = config
         self.mean_landmarks = arrays.get(MEAN_KEY)

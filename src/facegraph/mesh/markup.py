@@ -5,8 +5,8 @@ Model's landmark vertices, and so the network, follow only on average:
 
 - ``closed-mouth``: when the lips meet, the upper inner lip points (61-63) and the lower ones (67-65)
   coincide where the lips meet. The rule puts each pair at the surface point closest to a quarter, a
-  half and three quarters of the way from the inner mouth corner 60 to 64 (the straight line between
-  the corners runs inside the lips). On a closed mouth the network puts them on the lips' faces, 5-6 mm
+  half and three quarters of the way from the inner mouth corner 60 to 64 (the straight line between the
+  corners runs inside the lips). On a closed mouth the network puts them on the lips' faces, millimetres
   apart on the Surrey Face Model. Whether the lips meet is read from the scan: the point halfway between
   each upper and lower inner lip estimate must lie within ``LIPS_TOUCH_MM`` of the surface, which on an
   open mouth it does only while the lips are less than about twice that apart. A point cloud has no
@@ -14,11 +14,10 @@ Model's landmark vertices, and so the network, follow only on average:
 - ``even-spacing``: the points between the two ends of a contour are spaced evenly along the line
   joining the ends, whatever the face's proportions: the nose bridge (28, 29 from 27 to 30), the
   nostrils (32-34 from 31 to 35), each eyelid (37, 38 from corner 36 to 39, and so on) and each outer
-  lip (49-53 and 55-59 between the mouth corners). Only the position along that line changes; how far
-  a point lies off it (an eyelid's curve, the cupid's bow) stays as estimated. SPIGA's 3D mean face,
-  an average of human annotations, is spaced so to within 0.07 of the line's length on each of these
-  contours. The brows, evenly spaced in the markup too, are left out: on the calibration scans moving
-  them did worse.
+  lip (49-53 and 55-59 between the mouth corners). Only the position along that line changes; how far a
+  point lies off it (an eyelid's curve, the cupid's bow) stays as estimated. SPIGA's 3D mean face, an
+  average of human annotations, is spaced nearly evenly on each of these contours. The brows, evenly
+  spaced in the markup too, are left out: on the calibration scans moving them did worse.
 
 Both run after a convention's offsets have moved the end points, before the refinement.
 """
@@ -30,7 +29,7 @@ import numpy as np
 from facegraph.mesh.refine import closest_surface_points
 
 MARKUP_RULES = ("closed-mouth", "even-spacing")
-LIPS_TOUCH_MM = 2.0  # chosen on Surrey Face Model scans with expressions: 1.5-3 mm did as well
+LIPS_TOUCH_MM = 2.0  # chosen on Surrey Face Model scans with expressions; nearby values did as well
 # (upper, lower) inner lip pairs from the subject's right to left; the pairs meet on a closed mouth
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 INNER_MOUTH_CORNERS = (60, 64)  # the subject's right, left

@@ -7,16 +7,16 @@ Two configurations are defined:
 - ``facegraph-mesh``, the project's: 4,096 points in a fixed metric frame (100 mm to one unit, so the
   network sees true sizes whatever the framing), Fourier features of the coordinates, a pooled global
   branch, wide (15 mm) heatmaps beside the narrow ones to find the face, and two stages of passes. The
-  first pass, over the whole scan, finds the face in any pose within the training ranges; the scan is then
-  turned and moved so that the first estimate lies on the mean face in the canonical frame, and the
-  second pass runs on a ball of 110 mm about the face there (three times, re-aligning in between). Heads with
-  scalp, ears, neck and shoulders are landmarked as well as cropped faces, and the second pass works on
-  nearly frontal, centred faces, which is what makes it accurate.
+  first pass, over the whole scan, finds the face in any pose within the training ranges; the scan is
+  then turned and moved so that the first estimate lies on the mean face in the canonical frame, and the
+  second pass runs on a ball of 110 mm about the face there (several times, re-aligning in between).
+  Heads with scalp, ears, neck and shoulders are landmarked as well as cropped faces, and the second
+  pass works on nearly frontal, centred faces, which is what makes it accurate.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -28,31 +28,33 @@ from facegraph.nn.sgcn import SgcnConfig
 
 @dataclass(frozen=True)
 class MeshConfig:
-    """Everything that defines a mesh landmarker, from input sampling to training."""
+    """What defines a mesh landmarker at inference: its input sampling, frame, network and heatmaps.
+
+    How it was trained (batch size, learning rate, epochs, the share of second-pass samples) is the
+    training recipe's (``facegraph.training.mesh.MeshRecipe``); weights files store both, and reading
+    them keeps only these fields.
+    """
 
     name: str
     n_points: int
     normalisation: str  # "bbox": bounding box into (-1, 1); "metric": centred, metric_scale mm per unit
     network: SgcnConfig = field(default_factory=SgcnConfig)
     metric_scale: float = 100.0
-    sigma: float = 0.03  # target Gaussian, normalised units
+    sigma: float = 0.03  # the heatmaps' Gaussian, normalised units
     coarse_sigma: float = 0.15  # the wide heatmaps' Gaussian (when the network has them)
     two_pass: bool = False
     crop_radius: float = 110.0  # mm, the second pass's ball about the first pass's face centre
-    second_pass_fraction: float = 0.5  # share of the training samples that are second-pass crops
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"  # or "cosine": decays to zero over the run's epochs, step by step
-    epochs: int = 20
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @staticmethod
     def from_dict(values: dict) -> MeshConfig:
-        values = dict(values)
-        values["network"] = SgcnConfig(**values["network"])
-        return MeshConfig(**values)
+        """The configuration from a stored dict, ignoring the training recipe's fields beside it."""
+        known = {f.name for f in fields(MeshConfig)}
+        kept = {key: value for key, value in values.items() if key in known}
+        kept["network"] = SgcnConfig(**kept["network"])
+        return MeshConfig(**kept)
 
 
 CONFIGS: dict[str, MeshConfig] = {
@@ -61,7 +63,6 @@ CONFIGS: dict[str, MeshConfig] = {
         n_points=32_768,
         normalisation="bbox",
         network=SgcnConfig(global_branch="super"),
-        batch_size=4,
     ),
     "facegraph-mesh": MeshConfig(
         name="facegraph-mesh",

@@ -239,8 +239,42 @@ def _geodesic_squared_distances(
     touch (e.g. upper and lower lip) are solved separately and are infinitely far apart: the heat
     method alone would give them finite, meaningless distances.
     """
+    vertices = surface.vertices
+    found = _local_patch(surface, incidence, estimate, top_points, candidates, NEGLIGIBLE_SIGMAS * sigma)
+    if found is None:
+        return None
+    patch, reachable = found
+    kept, local_faces = _reindex(patch, len(vertices))
+
+    position = np.minimum(np.searchsorted(kept, candidates), len(kept) - 1)
+    on_patch = kept[position] == candidates
+    candidates, local_candidates = candidates[on_patch], position[on_patch]
+    if len(candidates) == 0:
+        return None
+    patch_vertices = vertices[kept]
+    sources = np.argmin(((top_points[:, None, :] - patch_vertices[None]) ** 2).sum(axis=2), axis=1)
+    sources[~reachable] = -1  # matches no vertex below, so their distances stay infinite
+    distances = _heat_distances(patch_vertices, local_faces, sources, reachable, local_candidates)
+    if distances is None or np.isinf(distances).all():
+        return None
+    # A surface path is never shorter than the straight line. The heat method's distances run a little
+    # short over the short ranges used here; this bound removes much of that error.
+    straight = ((vertices[candidates][:, None, :] - top_points[None]) ** 2).sum(axis=2)
+    return np.maximum(distances.T**2, straight), candidates
+
+
+def _local_patch(
+    surface: _Surface,
+    incidence: sparse.csr_matrix,
+    estimate: np.ndarray,
+    top_points: np.ndarray,
+    candidates: np.ndarray,
+    cutoff: float,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The patch about an estimate: its faces (F', 3) in the mesh's vertex numbers, and which top points
+    (t,) can reach a candidate within ``cutoff``; None when no top point can or the patch is too small.
+    See ``_geodesic_squared_distances`` for why the patch reaches as far as it does."""
     vertices, faces = surface.vertices, surface.faces
-    cutoff = NEGLIGIBLE_SIGMAS * sigma
     candidate_extent = np.linalg.norm(vertices[candidates] - estimate, axis=1).max()
     source_extent = np.linalg.norm(top_points - estimate, axis=1)
     reachable = source_extent <= candidate_extent + cutoff
@@ -256,32 +290,35 @@ def _geodesic_squared_distances(
     patch = patch[inside[patch].all(axis=1)]
     if len(patch) < MIN_PATCH_FACES:
         return None
-    kept, local_faces = _reindex(patch, len(vertices))
+    return patch, reachable
 
-    position = np.minimum(np.searchsorted(kept, candidates), len(kept) - 1)
-    on_patch = kept[position] == candidates
-    candidates, local_candidates = candidates[on_patch], position[on_patch]
-    if len(candidates) == 0:
-        return None
-    patch_vertices = vertices[kept]
-    sources = np.argmin(((top_points[:, None, :] - patch_vertices[None]) ** 2).sum(axis=2), axis=1)
-    sources[~reachable] = -1  # matches no vertex below, so their distances stay infinite
 
+def _heat_distances(
+    patch_vertices: np.ndarray,
+    local_faces: np.ndarray,
+    sources: np.ndarray,
+    reachable: np.ndarray,
+    local_candidates: np.ndarray,
+) -> np.ndarray | None:
+    """Surface distances (t, C') on a patch from each reachable top point's vertex ``sources`` to the
+    candidates, by the heat method on each connected piece of the patch separately (infinite between
+    pieces and from unreachable top points); None when a piece is too small or the solver fails."""
+    n_vertices = len(patch_vertices)
     edges = sparse.coo_matrix(
         (np.ones(local_faces.size), (local_faces.ravel(), np.roll(local_faces, 1, axis=1).ravel())),
-        shape=(len(kept), len(kept)),
+        shape=(n_vertices, n_vertices),
     )
     n_pieces, piece = connected_components(edges, directed=False)
-    distances = np.full((len(top_points), len(candidates)), np.inf)
+    distances = np.full((len(sources), len(local_candidates)), np.inf)
     source_piece = np.where(reachable, piece[sources], -1)
     for label in np.unique(source_piece[reachable]):
         in_piece = piece[local_candidates] == label
         if not in_piece.any():
             continue
         if n_pieces == 1:
-            members, piece_faces = np.arange(len(kept)), local_faces
+            members, piece_faces = np.arange(n_vertices), local_faces
         else:
-            members, piece_faces = _reindex(local_faces[piece[local_faces[:, 0]] == label], len(kept))
+            members, piece_faces = _reindex(local_faces[piece[local_faces[:, 0]] == label], n_vertices)
         if len(piece_faces) < MIN_PATCH_FACES:
             return None
         try:
@@ -294,12 +331,7 @@ def _geodesic_squared_distances(
                 distances[np.ix_(sources == source, in_piece)] = reached
         except (RuntimeError, ValueError):
             return None
-    if np.isinf(distances).all():
-        return None
-    # A surface path is never shorter than the straight line. The heat method's distances run a little
-    # short (by 0.14 mm on average within 9 mm on the BFM); this bound cuts that error to a third.
-    straight = ((vertices[candidates][:, None, :] - top_points[None]) ** 2).sum(axis=2)
-    return np.maximum(distances.T**2, straight), candidates
+    return distances
 
 
 def closest_surface_points(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray | None:

@@ -2,7 +2,7 @@
 
 The paper samples its input by Poisson-disk sampling. Here an area-weighted random oversample is thinned
 on a voxel grid whose cell size is searched so that about one point survives per cell: the result is
-spread as evenly as Poisson-disk sampling for this purpose, and costs milliseconds instead of seconds.
+spread as evenly as Poisson-disk sampling for this purpose, and costs a small fraction of its time.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ turned onto the canonical frame, as a mean and principal components with their v
 Fusion treats the estimate ``y`` (turned onto the prior's mean) as ``mean + B c + e + n``: ``c`` the
 components' coefficients, ``c ~ N(0, variances)``; ``e ~ N(0, off_model_mm²)`` per coordinate, the
 shape that the BFM cannot express; ``n ~ N(0, noise_mm[k]²)``, the network's own error at landmark
-``k``, measured on held-out synthetic scans; small rigid motions, which the alignment may leave, are
+``k``, estimated on held-out synthetic scans; small rigid motions, which the alignment may leave, are
 free. The answer is the posterior mean of ``mean + B c + e`` (with those motions):
 where the network is unsure (large ``noise_mm``) the prior's correlations decide, where it is sure the
 estimate stays.

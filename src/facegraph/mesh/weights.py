@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -27,18 +28,32 @@ CANONICAL_KEY = "canonical_landmarks"
 ARRAY_KEYS = (MEAN_KEY, CANONICAL_KEY, *PRIOR_KEYS, OFF_MODEL_KEY)
 
 
+class Configured(Protocol):
+    def to_dict(self) -> dict: ...
+
+
 def save_weights(
-    path: Path, model: StratifiedGcn, config: MeshConfig, arrays: dict[str, np.ndarray], figures: dict
+    path: Path, model: StratifiedGcn, config: Configured | dict, arrays: dict[str, np.ndarray], figures: dict
 ) -> None:
-    """Write the model's weights and named arrays, with its configuration and figures in the metadata."""
+    """Write the model's weights and named arrays, with its configuration (a ``MeshConfig``, a training
+    recipe, or the dict a weights file stores) and figures in the metadata."""
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     for key, value in arrays.items():
         if key not in ARRAY_KEYS:
             raise ValueError(f"unknown array {key!r}")
         tensors[key] = torch.as_tensor(value, dtype=torch.float32).contiguous()
-    metadata = {"config": json.dumps(config.to_dict()), "figures": json.dumps(figures)}
+    stored = config if isinstance(config, dict) else config.to_dict()
+    metadata = {"config": json.dumps(stored), "figures": json.dumps(figures)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+
+
+def stored_config(path: str | Path) -> dict:
+    """The configuration a weights file stores, training recipe included, as it was written."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads((handle.metadata() or {})["config"])
 
 
 def load_weights(path: str | Path) -> tuple[StratifiedGcn, MeshConfig, dict[str, np.ndarray], dict]:

@@ -3,8 +3,8 @@
 NME uses the x, y of the 68 points, normalised by sqrt(w * h) of the ground-truth landmarks' box.
 Faces are binned by |yaw| into [0, 30], (30, 60], (60, 90]; the 7 faces turned further than 90
 degrees fall in no bin. The reported mean is the mean of the three bin means; "all" is the mean over
-every face. (Putting the 7 in the last bin, as some published code does, raises its mean from 4.873
-to 4.996 for 3DDFA_V2 x0.5.)
+every face. (Putting the 7 in the last bin, as some published code does, makes that bin's and the
+mean's errors larger.)
 Head pose is scored over the faces whose three ground-truth angles are all within +-99 degrees
 (1,969 of 2,000).
 """

@@ -189,9 +189,7 @@ def load_bfm(folder: str | Path | None = None) -> MorphableModel:
             return _load_basis(basis)
     if (folder / "u_shp.npy").is_file():
         missing = [name for name in _FULL_FILES if not (folder / name).is_file()]
-        raise InputError(
-            f"missing {', '.join(missing)} (the dense bases: see docs/data-layouts.md)", folder
-        )
+        raise InputError(f"missing {', '.join(missing)} (the dense bases: see docs/data-layouts.md)", folder)
     raise InputError(
         "not a BFM folder: expected u_shp.npy (full layout) or u_base.txt (68-point basis)", folder
     )

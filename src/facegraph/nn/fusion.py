@@ -2,8 +2,8 @@
 
 An eval-mode BatchNorm is an affine map per channel, so it can be absorbed into the preceding
 convolution's weights and bias: the network computes the same function (to float rounding) with one
-pass over each feature map instead of two. Measured on the shipped SynergyNet and the 3DDFA_V2 peer,
-it makes batched PyTorch inference 1.3-1.5x faster. The folded network no longer has the layers of a
+pass over each feature map instead of two, which makes batched PyTorch inference of the photo models
+noticeably faster (benchmarks/RESULTS.md). The folded network no longer has the layers of a
 weights file (it cannot load one, and training it would not train batch statistics), so only inference
 paths use it.
 """

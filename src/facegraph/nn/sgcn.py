@@ -10,8 +10,8 @@ Graph convolutions are GCNConv(improved=True) on graphs where every point has th
 neighbours, so the symmetric normalisation is a constant and the convolution is a weighted mean of the
 neighbours and twice the point itself, followed by a linear map. That identity lets each layer run as
 one sparse-matrix product with a neighbour-mean operator built once per input, without PyTorch
-Geometric; on a CPU that product is about 30 times faster than gathering the neighbours' features
-(forward and backward together, 6 times).
+Geometric; on a CPU that product is much faster than gathering the neighbours' features, forward
+and backward alike.
 """
 
 from __future__ import annotations

@@ -6,10 +6,13 @@ face's camera: the annotator's point minus the model fit's projected keypoint is
 plus noise. Fitting the offsets to many faces, robustly, separates the constant convention from the
 per-face errors of the fits; turning pose across faces is what makes the offsets three-dimensional.
 The SynergyNet trainer moves human labels into its teacher's convention with them, and
-``facegraph train mesh-offsets --photos`` turns them into offsets for the mesh landmarker.
+``facegraph fit mesh-offsets --photos`` turns them into offsets for the mesh landmarker.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -144,3 +147,119 @@ def offsets_from_mean_face(
     counts = np.zeros(N_LANDMARKS, dtype=np.int64)
     counts[inner] = 1
     return ConventionOffsets(offsets, counts, source)
+
+
+def offsets_from_scans(
+    landmarker, folder: str | Path, refine: str, units: str | None, shape_prior: bool, progress: bool
+) -> tuple[ConventionOffsets, int, float]:
+    """Offsets from a folder of scans annotated another way (landmark files of the same stem), the
+    number of scans with ground truth, and the landmarker's inner-51 error on them without offsets (mm)."""
+    from facegraph.datasets.scans import annotated_records
+    from facegraph.evaluation.meshes import predict_scans
+    from facegraph.mesh.checks import MM_PER_UNIT
+    from facegraph.mesh.conventions import fit_offsets
+    from facegraph.metrics.landmarks import mesh_landmark_errors
+
+    run = predict_scans(
+        annotated_records(folder),
+        lambda mesh: landmarker(mesh, refine, units, shape_prior=shape_prior).points,
+        progress,
+    )
+    to_mm = MM_PER_UNIT[units or "mm"]
+    predictions, truths = run.predictions * to_mm, run.truths * to_mm
+    source = f"{len(run.names)} scans of {Path(folder).resolve()}"
+    offsets = fit_offsets(predictions, truths, landmarker.canonical_landmarks, source)
+    return offsets, len(run.names), float(mesh_landmark_errors(predictions, truths)["mean_51"].mean())
+
+
+def offsets_from_photo_folder(
+    photos: str | Path, teacher: str, teacher_weights: str | None, bfm: str | None, progress: bool
+) -> ConventionOffsets:
+    """Offsets from where the annotators of a folder of 68-point photos put the landmarks, relative to
+    a 3DMM regressor's fits (its morphable model's keypoints are the mesh network's convention)."""
+    from facegraph.datasets.face_crops import load_faces68_crops
+    from facegraph.datasets.synthetic_faces import MICRONS_PER_MM
+    from facegraph.registry import get_model_spec, load_model
+    from facegraph.schemes.registry import get_scheme
+
+    spec = get_model_spec(teacher, kind="image")
+    if spec.needs_weights and teacher_weights is None:
+        raise InputError(f"--photos needs --teacher-weights: {spec.weights_source}")
+    model = load_model(teacher, weights=teacher_weights, bfm=bfm, kind="image")
+    if model.morphable is None:
+        raise InputError(f"--photos needs the BFM to decode {teacher}'s fits: pass --bfm DIR")
+    faces = load_faces68_crops(photos, progress=progress)
+    offsets, counts = annotator_offsets(faces, model, progress=progress)
+    if not counts[len(JAW) :].any():
+        raise InputError(
+            f"{len(faces)} annotated faces: a convention needs at least {MIN_LABELLED_FACES}", photos
+        )
+    source = (
+        f"{len(faces)} faces of {Path(photos).resolve().name}: where their annotators put the inner 51"
+        f" points against {teacher}'s fits (in-plane, mirror-symmetric; jaw and depth left to the model)"
+    )
+    flip_order = np.array(get_scheme("ibug68").flip_order)
+    return mesh_offsets_from_photos(offsets, counts, 1.0 / MICRONS_PER_MM, flip_order, source)
+
+
+def offsets_from_mean_face_file(path: str | Path, canonical: np.ndarray) -> ConventionOffsets:
+    """Offsets from a 3D mean face annotated another way: SPIGA's ``mean_face_3D_68.txt`` or a 68-point
+    3D landmark file (.json, .ljson, .pp, .csv), in any units."""
+    from facegraph.io.landmarks import read_landmarks, read_spiga_mean_face
+    from facegraph.schemes.registry import get_scheme
+
+    name = f"the 3D mean face {Path(path).name}"
+    if Path(path).suffix.lower() == ".txt":
+        points = read_spiga_mean_face(path)
+        name = f"SPIGA's 3D mean face ({Path(path).name})"
+    else:
+        landmarks = read_landmarks(path, scheme="ibug68")
+        if landmarks.points.shape != (68, 3) or (
+            landmarks.visible is not None and not landmarks.visible.all()
+        ):
+            raise InputError("a mean face needs all 68 points in 3D", path)
+        points = landmarks.points
+    source = (
+        f"{name}: where its annotation puts the inner 51 points"
+        " (in-plane, mirror-symmetric; jaw and depth left to the model)"
+    )
+    flip_order = np.array(get_scheme("ibug68").flip_order)
+    try:
+        return offsets_from_mean_face(points, canonical, flip_order, source)
+    except InputError as exc:
+        raise InputError(exc.problem, path) from None
+
+
+def save_offsets(
+    offsets: ConventionOffsets,
+    canonical: np.ndarray,
+    out: str | Path,
+    with_rules: bool,
+    plot: str | Path | None = None,
+    title: str = "",
+) -> str:
+    """Write the offsets (with the 68-point markup's rules or not) and, with ``plot``, draw them on the
+    mean face; returns a line naming the largest offsets."""
+    from facegraph.mesh.conventions import write_offsets
+    from facegraph.mesh.markup import MARKUP_RULES
+
+    offsets = replace(offsets, rules=MARKUP_RULES if with_rules else ())
+    write_offsets(out, offsets)
+    if plot:
+        from facegraph.viz.mesh_views import plot_landmark_offsets
+
+        plot_landmark_offsets(canonical, offsets.offsets, plot, title=f"convention offsets: {title}")
+    sizes = np.linalg.norm(offsets.offsets, axis=1)
+    largest = ", ".join(f"{i} {sizes[i]:.1f}" for i in np.argsort(-sizes)[:5])
+    rules = f"; markup rules: {', '.join(offsets.rules)}" if offsets.rules else ""
+    return f"largest offsets (landmark mm): {largest}{rules} -> {out}"
+
+
+def convention_landmarker(weights: str | Path | None, device: str | None = None):
+    """The mesh landmarker whose canonical frame offsets are fitted in (two-pass weights only)."""
+    from facegraph.mesh.landmarker import MeshLandmarker
+
+    landmarker = MeshLandmarker(weights, device=device)
+    if landmarker.canonical_landmarks is None:
+        raise InputError("convention offsets need weights with a canonical frame (facegraph-mesh)", weights)
+    return landmarker

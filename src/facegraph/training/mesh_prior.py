@@ -20,15 +20,14 @@ from facegraph.datasets.synthetic_faces import Augmentation, SyntheticFaces
 from facegraph.errors import InputError
 from facegraph.mesh.landmarker import MeshLandmarker
 from facegraph.mesh.shape_prior import N_LANDMARKS, ShapePrior, landmark_noise
-from facegraph.mesh.weights import load_weights, save_weights
+from facegraph.mesh.weights import load_weights, save_weights, stored_config
 from facegraph.morphable import MorphableModel
 
 DEFAULT_SEED = 20261202
 DEFAULT_SCANS = 200
 # Shape beyond the BFM's components, mm per coordinate. Chosen on the 20 neutral Surrey Face Model
-# calibration faces with --offsets spiga: inner-51 error 2.841, 2.841, 2.842, 2.863, 2.916 mm at 0,
-# 0.25, 0.5, 1 and 2 mm (3.095 without the prior); of the two best, the one that leaves real faces some
-# room beyond the BFM.
+# calibration faces with --offsets spiga (figures in the mesh model card): of the two best, the one
+# that leaves real faces some room beyond the BFM.
 DEFAULT_OFF_MODEL_MM = 0.25
 
 
@@ -81,6 +80,10 @@ def add_shape_prior(
 ) -> ShapePrior:
     """Write ``weights`` to ``out`` with a shape prior made from the BFM (a folder with dense bases, or
     the model), replacing any prior they had; returns the prior."""
+    if n_scans < 10:
+        raise InputError(f"--scans: the network's noise needs at least 10 scans, got {n_scans}")
+    if not off_model_mm >= 0:
+        raise InputError(f"--off-model-mm must not be negative, got {off_model_mm}")
     landmarker = MeshLandmarker(weights)
     if landmarker.canonical_landmarks is None:
         raise InputError(
@@ -90,7 +93,7 @@ def add_shape_prior(
     mean, basis, variances = bfm_landmark_components(faces)
     noise = measure_noise(landmarker, faces, n_scans, np.random.default_rng(seed), progress)
     prior = ShapePrior(mean, basis, variances, noise, off_model_mm)
-    model, config, arrays, figures = load_weights(weights)
+    model, _, arrays, figures = load_weights(weights)
     arrays.update(prior.to_arrays())
     figures = dict(figures)
     figures["shape_prior"] = {
@@ -100,5 +103,13 @@ def add_shape_prior(
         "noise_mm_inner_51": round(float(noise[17:].mean()), 3),
         "off_model_mm": off_model_mm,
     }
-    save_weights(Path(out), model, config, arrays, figures)
+    save_weights(Path(out), model, stored_config(weights), arrays, figures)
     return prior
+
+
+def describe_prior(prior: ShapePrior) -> str:
+    """One line: the prior's components and the network's noise it was measured with."""
+    return (
+        f"shape prior: {len(prior.variances)} components of the BFM's landmarks; the network's noise"
+        f" over the inner 51 points {prior.noise_mm[17:].mean():.2f} mm per coordinate"
+    )

@@ -6,7 +6,7 @@ and parameters together: a flip uses the mirror's parameters and the points' fli
 scale and shift in the image plane is applied to the parameters' affine camera exactly (the camera is
 left-multiplied by the same similarity, so it stays a scaled rotation). Colour changes touch the image
 only. With ``targets="refitted"`` the teacher's parameters are first refitted to each face's human
-points (``train.refit``), as AFLW2000-3D's ground truth was made (figures in the model card).
+points (``training.refit``), as AFLW2000-3D's ground truth was made (figures in the model card).
 
 Losses (the published weights): Wing (omega 10, epsilon 2) on the 3D landmarks before and after the
 refiner (x 0.05 each), root mean square error of the whitened parameters (x 0.02), the reverse
@@ -15,18 +15,18 @@ all 62. facegraph adds: Wing on the landmark head (x 0.05), and Wing in 2D betwe
 points and the landmarks decoded from the parameters and from the landmark head (``human_weight``).
 The parameters are whitened by their mean and spread over the training targets as augmentation moves
 them (``whitening="augmented"``): measured before augmentation, the depth offset's spread is so small
-that the image scale's effect on it alone made up nearly all of the parameter losses (runs before
-2026-11-22, ``"plain"``). Fine-tuning from such a run converts its output layers to the new whitening.
+that the image scale's effect on it alone made up nearly all of the parameter losses (the earliest
+runs, ``"plain"``). Fine-tuning from such a run converts its output layers to the new whitening.
 
 Conventions. Annotators and the teacher's 3DMM keypoints disagree on average about where some points
 lie (AFLW's chin sits higher than the model's contour point 8; 300-W's inner brow ends lie nearer the
 midline), by up to 5 % of the face's box. With ``human_convention="teacher"`` each dataset's human
 points are first moved into the teacher's convention: one 3D offset per landmark in the model's frame,
-fitted robustly on the training side (``train.conventions``), projected by each face's teacher camera
+fitted robustly on the training side (``training.mesh_offsets``), projected by each face's teacher camera
 and subtracted, so that the human labels correct only the teacher's per-face errors. The default,
-``"annotators"``, uses them as labelled: measured on a 20-epoch fine-tune, the teacher's convention
-lowered the validation error in that convention (3.963 to 3.797) but raised AFLW2000-3D's NME (4.124
-to 4.241): the benchmark's ground truth sits nearer AFLW's annotators than the teacher's keypoints.
+``"annotators"``, uses them as labelled: on a fine-tune the teacher's convention lowered the validation
+error in that convention but raised AFLW2000-3D's NME (the model card has the figures): the
+benchmark's ground truth sits nearer AFLW's annotators than the teacher's keypoints.
 
 Checkpoints are chosen by the validation split's error against the human labels, in the convention
 trained on (NME in percent of the teacher's 68-point box, sqrt(w h)), the one figure on this data that
@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import math
 import pickle
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -47,6 +46,7 @@ import torch
 from tqdm import tqdm
 
 from facegraph.datasets.face_crops import CROP_SIZE, Y_FLIP, FaceCrops, split_by_group, to_y_down
+from facegraph.devices import pick_device
 from facegraph.errors import InputError
 from facegraph.geometry.crops import CROP_PIXEL_OFFSET, crop_mirror_x
 from facegraph.image.crop_regressor import CropRegressor, regress_params
@@ -56,9 +56,18 @@ from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.morphable.bfm import N_CAMERA, N_SHAPE, MorphableModel, ParamWhitening
 from facegraph.nn.synergynet import LandmarkRefiner, LandmarksToParams, SynergyNet, wing_loss
 from facegraph.schemes.registry import get_scheme
+from facegraph.training.loop import (
+    BEST,
+    CHECKPOINT,
+    RunState,
+    Trainer,
+    TrainResult,
+    load_checkpoint,
+    resumed_state,
+    run_epochs,
+)
 from facegraph.training.mesh_offsets import fit_convention_offsets, to_teacher_convention
 from facegraph.training.refit import DEFAULT_STRENGTH, refit_to_points
-from facegraph.training.resume import check_resumable
 
 PIXEL_OFFSET = CROP_PIXEL_OFFSET  # where pixel column j's centre lies in the crop frame (geometry.crops)
 MIRROR_X = crop_mirror_x(CROP_SIZE)
@@ -87,7 +96,7 @@ class PhotoTrainConfig:
     human_convention: str = "annotators"  # or "teacher": human points moved into its convention first
     targets: str = "teacher"  # or "refitted": the teacher's fits refitted to the human points
     refit_strength: float = DEFAULT_STRENGTH
-    whitening: str = "augmented"  # or "plain": the spread before augmentation (runs before 2026-11-22)
+    whitening: str = "augmented"  # or "plain": the spread before augmentation (the earliest runs)
     max_rotation: float = 15.0  # degrees
     scale_range: float = 0.08
     shift: float = 0.05  # of the crop size
@@ -133,8 +142,8 @@ def scale_augmentation(config: PhotoTrainConfig, factor: float) -> PhotoTrainCon
 
 def cpu_has_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX). Elsewhere PyTorch emulates it:
-    measured on a 2-core AVX2 EPYC, a training step at batch 128 took 32 s under bfloat16 autocast
-    against 3.3 s in float32, so ``bf16_on_cpu`` applies only where it pays."""
+    emulated bfloat16 autocast made training steps many times slower than float32 (the model card has
+    the timing), so ``bf16_on_cpu`` applies only where it pays."""
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
@@ -143,6 +152,39 @@ def get_config(name: str) -> PhotoTrainConfig:
     if name not in CONFIGS:
         raise InputError(f"unknown training config {name!r}; known: {', '.join(CONFIGS)}")
     return CONFIGS[name]
+
+
+def training_config(
+    name: str,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+    human_convention: str | None = None,
+    targets: str | None = None,
+    whitening: str | None = None,
+    augmentation: float | None = None,
+) -> PhotoTrainConfig:
+    """The named recipe with the settings given (None keeps the recipe's)."""
+    config = get_config(name)
+    given = {
+        "epochs": epochs,
+        "lr": learning_rate,
+        "human_convention": human_convention,
+        "targets": targets,
+        "whitening": whitening,
+    }
+    config = replace(config, **{key: value for key, value in given.items() if value is not None})
+    return config if augmentation is None else scale_augmentation(config, augmentation)
+
+
+def load_training_faces(aflw: list[str], faces68: list[str], progress: bool) -> FaceCrops:
+    """The face crops of every AFLW training folder and every folder of 68-point photos, as one set."""
+    from facegraph.datasets.face_crops import concatenate, load_aflw_train, load_faces68_crops
+
+    parts = [load_aflw_train(folder, progress=progress) for folder in aflw]
+    parts += [load_faces68_crops(folder, progress=progress) for folder in faces68]
+    if not parts:
+        raise InputError("no training data: pass --aflw DIR and/or --faces68 DIR")
+    return concatenate(parts)
 
 
 def cached_teacher_labels(
@@ -483,40 +525,46 @@ def _load_nets(
     return _stored_whitening(state)
 
 
-def train_synergynet(
+@dataclass
+class Targets:
+    """What a run learns from and is validated against: the data (human points possibly moved into the
+    teacher's convention), the teacher's labels, the split, the whitenings and the reference figures."""
+
+    data: FaceCrops
+    labels: tuple[np.ndarray, np.ndarray]
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    whitening: ParamWhitening
+    plain_whitening: ParamWhitening
+    landmark_whitening: LandmarkWhitening
+    val_teacher: np.ndarray
+    val_data: FaceCrops
+    as_labelled: np.ndarray | None
+    val_refitted: np.ndarray | None
+    reference: dict
+    flip_order: np.ndarray
+
+
+def prepare_targets(
     data: FaceCrops,
     teacher: CropRegressor,
     morphable: MorphableModel,
-    out: str | Path,
+    out: Path,
     config: PhotoTrainConfig,
-    seed: int = 0,
-    resume: bool = False,
-    max_minutes: float | None = None,
-    device: str | None = None,
-    progress: bool = True,
-    init: Path | None = None,
-) -> dict:
-    """Train on ``data``; write ``best.safetensors`` (by validation NME against human labels),
-    ``last.pt`` (to resume) and ``history.json`` into ``out``. Returns the best epoch's figures.
-
-    ``init`` (another run's ``last.pt``, or weights such as the shipped ones) starts the networks from
-    those weights with a fresh optimiser and schedule: fine-tuning. Keep that run's data and seed, or
-    its training faces leak into this run's validation split."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.manual_seed(seed)
-    morphable = morphable.to(dev)
+    seed: int,
+    dev: torch.device,
+    progress: bool,
+) -> Targets:
+    """Label the faces with the teacher (cached in ``out``), split them, and measure the whitenings and
+    the teacher's own validation figures."""
     labels = cached_teacher_labels(teacher, data, out / "teacher-labels.npz", progress)
     train_idx, val_idx = split_by_group(data.groups, config.val_fraction, seed)
     plain_whitening = target_whitening(labels, train_idx, replace(config, whitening="plain"), seed)
     whitening = target_whitening(labels, train_idx, config, seed)
     with torch.inference_mode():
         teacher_points = morphable.landmarks(torch.as_tensor(labels[0], device=dev)).cpu().numpy()
-    landmark_whitening = LandmarkWhitening(
-        teacher_points[train_idx].reshape(len(train_idx), -1).mean(0),
-        np.maximum(teacher_points[train_idx].reshape(len(train_idx), -1).std(0), MIN_STD),
-    )
+    flat = teacher_points[train_idx].reshape(len(train_idx), -1)
+    landmark_whitening = LandmarkWhitening(flat.mean(0), np.maximum(flat.std(0), MIN_STD))
     teacher_2d = to_y_down(torch.from_numpy(teacher_points)).numpy()
     val_teacher = teacher_2d[val_idx]
     val_size = landmark_box_size(val_teacher)
@@ -538,56 +586,159 @@ def train_synergynet(
             refitted_points = morphable.landmarks(torch.as_tensor(labels[0][val_idx], device=dev))
         val_refitted = to_y_down(refitted_points).cpu().numpy()
         reference["refitted_nme_human"] = nme_percent(val_refitted, val_data.points, val_size)
+    return Targets(
+        data, labels, train_idx, val_idx, whitening, plain_whitening, landmark_whitening, val_teacher,
+        val_data, as_labelled, val_refitted, reference, flip_order,
+    )  # fmt: skip
 
+
+def _optimiser(nets: Networks, config: PhotoTrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            nets.parameters(), config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
+        )
+    return torch.optim.AdamW(nets.parameters(), config.lr, weight_decay=config.weight_decay)
+
+
+SCORE = "nme_human"
+
+
+def train_synergynet(
+    data: FaceCrops,
+    teacher: CropRegressor,
+    morphable: MorphableModel,
+    out: str | Path,
+    config: PhotoTrainConfig,
+    seed: int = 0,
+    resume: bool = False,
+    max_minutes: float | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    init: Path | None = None,
+) -> TrainResult:
+    """Train on ``data`` (``facegraph.training.loop``); write ``best.safetensors`` (by validation NME
+    against human labels), ``last.pt`` (to resume) and ``history.json`` into ``out``.
+
+    ``init`` (another run's ``last.pt``, or weights such as the shipped ones) starts the networks from
+    those weights with a fresh optimiser and schedule: fine-tuning. Keep that run's data and seed, or
+    its training faces leak into this run's validation split."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    torch.manual_seed(seed)
+    morphable = morphable.to(dev)
+    targets = prepare_targets(data, teacher, morphable, out, config, seed, dev, progress)
     nets = Networks(config.width).to(dev).to(memory_format=torch.channels_last)
 
     def score() -> dict[str, float]:
         """The validation figures of the networks as they are now."""
-        reference_points = (val_teacher, morphable, whitening, landmark_whitening, dev)
-        return validate(nets, val_data, *reference_points, as_labelled, val_refitted)
+        reference_points = (
+            targets.val_teacher,
+            morphable,
+            targets.whitening,
+            targets.landmark_whitening,
+            dev,
+        )
+        return validate(nets, targets.val_data, *reference_points, targets.as_labelled, targets.val_refitted)
 
     if init is not None:
-        nets.rewhiten(_load_nets(nets, init, dev, landmark_whitening) or plain_whitening, whitening, init)
-        reference["init_figures"] = score()  # what fine-tuning has to beat, on the same split
-    if config.optimizer == "sgd":
-        optimiser = torch.optim.SGD(
-            nets.parameters(), config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
-        )
-    else:
-        optimiser = torch.optim.AdamW(nets.parameters(), config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = len(train_idx) // config.batch_size
+        loaded = _load_nets(nets, init, dev, targets.landmark_whitening)
+        nets.rewhiten(loaded or targets.plain_whitening, targets.whitening, init)
+        targets.reference["init_figures"] = score()  # what fine-tuning has to beat, on the same split
+    optimiser = _optimiser(nets, config)
+    run = _resume(nets, optimiser, out, config, dev, targets) if resume else RunState()
+    split = {
+        "config": config.to_dict(),
+        "seed": seed,
+        "n_train": len(targets.train_idx),
+        "n_val": len(targets.val_idx),
+    }
+
+    def checkpoint() -> dict:
+        stats = {f"param_{k}": torch.from_numpy(getattr(targets.whitening, k)) for k in ("mean", "std")}
+        return {
+            "nets": nets.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            **stats,
+            "config": json.dumps(config.to_dict()),
+        }
+
+    trainer = Trainer(
+        train_epoch=_epoch_trainer(nets, optimiser, targets, morphable, config, seed, dev, progress),
+        validate=score,
+        score=SCORE,
+        save_best=lambda record: save_synergynet(
+            out / BEST,
+            nets.image,
+            targets.whitening,
+            targets.landmark_whitening,
+            config.width,
+            {**split, **targets.reference, **record},
+        ),  # fmt: skip
+        checkpoint=checkpoint,
+        describe=lambda record: _describe(record, targets.reference) if progress else "",
+    )
+    header = {"config": config.to_dict(), "reference": targets.reference}
+    return run_epochs(trainer, out, config.epochs, run, header, max_minutes)
+
+
+def _resume(
+    nets: Networks, optimiser: torch.optim.Optimizer, out: Path, config: PhotoTrainConfig, dev: torch.device,
+    targets: Targets,
+) -> RunState:  # fmt: skip
+    """Continue from the run's ``last.pt`` when it has one (trained with the same whitening)."""
+    state = load_checkpoint(out, config.to_dict(), dev, older={"whitening": "plain"})
+    if state is None:
+        return RunState()
+    if not same_whitening(_stored_whitening(state) or targets.plain_whitening, targets.whitening):
+        raise InputError("the run was trained with other whitening; resume it as it was", out / CHECKPOINT)
+    nets.load_state_dict(state["nets"])
+    optimiser.load_state_dict(state["optimiser"])
+    return resumed_state(state, out, SCORE)
+
+
+def _describe(record: dict, reference: dict) -> str:
+    return (
+        f"epoch {record['epoch']}: val NME vs human {record['nme_human']:.3f} "
+        f"(head {record['nme_human_head']:.3f}; "
+        f"teacher {reference['teacher_nme_human']:.3f}), vs teacher {record['nme_teacher']:.3f}"
+    )
+
+
+def _epoch_trainer(
+    nets: Networks,
+    optimiser: torch.optim.Optimizer,
+    targets: Targets,
+    morphable: MorphableModel,
+    config: PhotoTrainConfig,
+    seed: int,
+    dev: torch.device,
+    progress: bool,
+):
+    """One epoch of training, returning its mean losses."""
+    steps_per_epoch = len(targets.train_idx) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
     warmup = int(config.warmup_epochs * steps_per_epoch)
-    history: list[dict] = []
-    start_epoch = 0
-    if resume and (out / "last.pt").is_file():
-        state = torch.load(out / "last.pt", map_location=dev, weights_only=True)
-        check_resumable(state, config.to_dict(), out / "last.pt", older={"whitening": "plain"})
-        if not same_whitening(_stored_whitening(state) or plain_whitening, whitening):
-            raise InputError("the run was trained with other whitening; resume it as it was", out / "last.pt")
-        nets.load_state_dict(state["nets"])
-        optimiser.load_state_dict(state["optimiser"])
-        start_epoch = int(state["epoch"]) + 1
-        history = json.loads((out / "history.json").read_text())["epochs"]
-    best = min((h["nme_human"] for h in history), default=math.inf)
     autocast = dev.type == "cuda" or (config.bf16_on_cpu and cpu_has_bfloat16())
-    started = time.monotonic()
-    for epoch in range(start_epoch, config.epochs):
+    whitenings = (targets.whitening, targets.landmark_whitening)
+
+    def train_epoch(epoch: int) -> dict:
         rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(train_idx)
+        order = rng.permutation(targets.train_idx)
         sums: dict[str, float] = {}
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress)
         for i in bar:
-            step = epoch * steps_per_epoch + i
             for group in optimiser.param_groups:
-                group["lr"] = config.lr * _schedule(step, total_steps, warmup)
+                group["lr"] = config.lr * _schedule(epoch * steps_per_epoch + i, total_steps, warmup)
             batch = order[i * config.batch_size : (i + 1) * config.batch_size]
-            images, params, human = augment(batch, data, labels, rng, config, flip_order)
+            images, params, human = augment(
+                batch, targets.data, targets.labels, rng, config, targets.flip_order
+            )
             images = images.to(dev).contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
                 terms = losses(
                     nets, images, torch.as_tensor(params, device=dev), torch.as_tensor(human, device=dev),
-                    morphable, whitening, landmark_whitening, config.human_weight,
+                    morphable, *whitenings, config.human_weight,
                 )  # fmt: skip
             optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
@@ -596,30 +747,6 @@ def train_synergynet(
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             bar.set_postfix(loss=f"{sums['total'] / (i + 1):.3f}")
-        figures = {"epoch": epoch + 1, **{f"loss_{k}": v / steps_per_epoch for k, v in sums.items()}}
-        figures.update(score())
-        figures["minutes"] = (time.monotonic() - started) / 60
-        history.append(figures)
-        if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}: val NME vs human {figures['nme_human']:.3f} "
-                f"(head {figures['nme_human_head']:.3f}; "
-                f"teacher {reference['teacher_nme_human']:.3f}), vs teacher {figures['nme_teacher']:.3f}"
-            )
-        if figures["nme_human"] < best:
-            best = figures["nme_human"]
-            run = {"config": config.to_dict(), "seed": seed, "n_train": len(train_idx), "n_val": len(val_idx)}
-            save_synergynet(
-                out / "best.safetensors", nets.image, whitening, landmark_whitening, config.width,
-                {**run, **reference, **figures},
-            )  # fmt: skip
-        with atomic_path(out / "last.pt") as tmp:
-            checkpoint = {"nets": nets.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch}
-            stats = {f"param_{k}": torch.from_numpy(getattr(whitening, k)) for k in ("mean", "std")}
-            torch.save({**checkpoint, **stats, "config": json.dumps(config.to_dict())}, tmp)
-        text = json.dumps({"config": config.to_dict(), "reference": reference, "epochs": history}, indent=1)
-        with atomic_path(out / "history.json") as tmp:
-            tmp.write_text(text)
-        if max_minutes is not None and (time.monotonic() - started) / 60 > max_minutes:
-            break
-    return min(history, key=lambda h: h["nme_human"])
+        return {f"loss_{k}": v / steps_per_epoch for k, v in sums.items()}
+
+    return train_epoch

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facegraph.errors import InputError
-from facegraph.training.resume import check_resumable
+from facegraph.training.loop import check_resumable
 
 OLDER = {"whitening": "plain"}  # a setting the stored run predates, and the value it trained with
 

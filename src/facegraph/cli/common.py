@@ -1,0 +1,119 @@
+"""What every command shares: output checks, the per-file loop, tables and the common options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from facegraph.errors import InputError
+
+Result = TypeVar("Result")
+
+
+def check_output_folder(*paths: str | None) -> None:
+    """Fail before a long run, not after it, when an output's folder does not exist."""
+    for path in paths:
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise InputError("cannot write: the folder does not exist", Path(path).resolve().parent)
+
+
+def make_folder(path: str | None) -> Path | None:
+    """The output folder, created if needed (None when not asked for)."""
+    if path is None:
+        return None
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def expand_paths(inputs: list[str], suffixes: tuple[str, ...], kind: str) -> list[Path]:
+    """The files named, with folders expanded to the ``kind`` files (by suffix) they hold, sorted."""
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+            if not found:
+                raise InputError(f"holds no {kind} files ({', '.join(suffixes)})", path)
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths
+
+
+def progress(items: list, desc: str, quiet: bool, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, disable=quiet)
+
+
+class EachFile(Generic[Result]):
+    """``work`` on each file, with a progress bar. A user error on one file of several is printed and
+    the others go on (``--debug`` stops at it); ``finish()``, once the results are written, raises one
+    error naming how many files ``failed`` (e.g. "could not be read")."""
+
+    def __init__(
+        self,
+        paths: list[Path],
+        work: Callable[[Path], Result],
+        args: argparse.Namespace,
+        unit: str,
+        failed: str,
+    ) -> None:
+        self.paths, self.work, self.args, self.unit, self.failed = paths, work, args, unit, failed
+        self.failures = 0
+
+    def __iter__(self) -> Iterator[tuple[Path, Result]]:
+        quiet = self.args.quiet or len(self.paths) == 1
+        for path in progress(self.paths, f"{self.unit}s", quiet, self.unit):
+            try:
+                result = self.work(path)
+            except InputError as exc:
+                named = exc if exc.path else InputError(exc.problem, path)
+                if getattr(self.args, "debug", False) or len(self.paths) == 1:
+                    if named is exc:
+                        raise
+                    raise named from exc
+                self.failures += 1
+                print(f"facegraph: error: {named}", file=sys.stderr)
+                continue
+            yield path, result
+
+    def finish(self) -> None:
+        if self.failures:
+            raise InputError(f"{self.failures} of {len(self.paths)} {self.unit}s {self.failed} (see above)")
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    """Rows of text as aligned columns, the first left-aligned and the rest right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    )
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def add_quiet(parser: argparse.ArgumentParser, help: str = "no progress bar") -> None:
+    parser.add_argument("--quiet", action="store_true", help=help)
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", help="cpu, cuda or cuda:N (default: the GPU when one is present, else the CPU)"
+    )
+
+
+MIRROR_AVERAGE_HELP = (
+    "predict each face and its mirror image and average their landmarks and pose (twice the work;"
+    " the dense mesh and the parameters stay the face's own)"
+)
+BFM_HELP = "BFM folder (default: $FACEGRAPH_BFM, else a bfm/ folder beside the weights')"

@@ -1,0 +1,57 @@
+"""Commands for either kind of input: ``models``, ``convert``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facegraph.errors import InputError
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from facegraph.registry import MODELS
+
+    for spec in MODELS.values():
+        print(f"{spec.name}\n  {spec.description}\n  weights: {spec.weights_source}")
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    from facegraph.io.landmarks import read_landmarks, write_landmarks
+    from facegraph.schemes import convert
+
+    landmarks = read_landmarks(args.input, scheme=args.scheme)
+    if args.to:
+        try:
+            landmarks = convert(landmarks, args.to)
+        except (KeyError, ValueError) as exc:
+            raise InputError(str(exc).strip("'\""), args.input) from None
+    write_landmarks(args.output, landmarks)
+    print(f"{args.output}: {landmarks.n_points} points, scheme {landmarks.scheme}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from facegraph.demo import run_demo
+
+    run_demo(Path(args.out))
+
+
+def register(groups: dict, common: argparse.ArgumentParser) -> None:
+    """Add the general commands to the root parser."""
+    commands = groups["commands"]
+    models = commands.add_parser(
+        "models", parents=[common], help="list the models and where their weights come from"
+    )
+    models.set_defaults(run=cmd_models)
+
+    convert = commands.add_parser(
+        "convert", parents=[common], help="convert a landmark file between formats and schemes"
+    )
+    convert.add_argument("input", help="landmark file: .pts, .ljson, .pp, .json or .csv")
+    convert.add_argument("output", help="output file; the format follows its suffix")
+    convert.add_argument("--scheme", help="the input's scheme when its point count is ambiguous")
+    convert.add_argument("--to", help="target scheme, e.g. five, ibug51, aflw21")
+    convert.set_defaults(run=cmd_convert)
+
+    demo = commands.add_parser("demo", parents=[common], help="run what facegraph can do on bundled inputs")
+    demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    demo.set_defaults(run=cmd_demo)

@@ -1,0 +1,42 @@
+"""What ``facegraph image`` writes for a photo: its record (JSON) and, in an output folder, the annotated
+photo and each face's dense mesh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facegraph.image.analyzer import face_to_dict
+from facegraph.io.images import write_image
+from facegraph.io.meshes import write_mesh
+from facegraph.io.reports import write_report
+from facegraph.types import Face, Mesh
+from facegraph.viz.annotate import annotate_faces
+
+
+def photo_record(photo: Path, rgb: np.ndarray, faces: list[Face]) -> dict:
+    """The photo's path, size and faces, as the JSON reports give them."""
+    return {
+        "photo": str(photo),
+        "size": [rgb.shape[1], rgb.shape[0]],
+        "faces": [face_to_dict(f) for f in faces],
+    }
+
+
+def face_summary(photo: Path, index: int, face: Face) -> str:
+    """One line for a face: its box and head pose."""
+    pose = face.pose
+    return (
+        f"{photo}: face {index + 1}: box {', '.join(f'{v:.0f}' for v in face.box)}  "
+        f"yaw {pose.yaw:+.1f}  pitch {pose.pitch:+.1f}  roll {pose.roll:+.1f}"
+    )
+
+
+def write_photo_outputs(out: Path, photo: Path, rgb: np.ndarray, faces: list[Face], record: dict) -> None:
+    """``<stem>-annotated.png``, ``<stem>.json`` and, for faces with a dense mesh, ``<stem>-faceN.obj``."""
+    write_image(out / f"{photo.stem}-annotated.png", annotate_faces(rgb, faces))
+    write_report(out / f"{photo.stem}.json", record)
+    for i, face in enumerate(faces):
+        if face.mesh_vertices is not None:
+            write_mesh(out / f"{photo.stem}-face{i + 1}.obj", Mesh(face.mesh_vertices, face.mesh_faces))

@@ -1,0 +1,30 @@
+"""JSON reports: what the commands write with ``--json``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from facegraph.io.atomic import write_atomic
+
+
+def finite_or_null(value: object) -> object:
+    """NaN and infinities (e.g. the mean of an empty yaw bin) become JSON null, which parsers accept."""
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite_or_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def report_text(report: dict) -> str:
+    """The report as indented JSON text."""
+    return json.dumps(finite_or_null(report), indent=2)
+
+
+def write_report(path: str | Path, report: dict) -> None:
+    """Write the report as JSON, atomically."""
+    write_atomic(path, report_text(report) + "\n")

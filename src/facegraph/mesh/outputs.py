@@ -1,0 +1,39 @@
+"""What ``facegraph mesh`` writes for a scan: its report (JSON) and, in an output folder, the landmarks
+as JSON, MeshLab points and a PLY point cloud, and a picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from facegraph.io.landmarks import write_json, write_pp
+from facegraph.io.meshes import write_points_ply
+from facegraph.mesh.landmarker import MeshLandmarks
+from facegraph.types import Mesh
+from facegraph.viz.mesh_views import plot_mesh_landmarks
+
+
+def scan_report(path: Path, result: MeshLandmarks) -> dict:
+    """The scan's landmarks, as the JSON reports give them."""
+    return {
+        "mesh": str(path),
+        "scheme": "ibug68",
+        "points": result.points.tolist(),
+        "vertex_indices": result.vertex_indices.tolist(),
+        "refine": result.refine,
+        "notes": result.notes,
+    }
+
+
+def scan_summary(path: Path, result: MeshLandmarks) -> str:
+    """One line for a landmarked scan, with the landmarker's notes below it."""
+    notes = "".join(f"\n  note: {note}" for note in result.notes)
+    return f"{path}: 68 landmarks (refine: {result.refine}, {result.seconds['total']:.2f} s){notes}"
+
+
+def write_scan_outputs(out: Path, path: Path, mesh: Mesh, result: MeshLandmarks) -> None:
+    """``<stem>.json``, ``<stem>_landmarks.ply``, ``<stem>.pp`` and ``<stem>.png`` in ``out``."""
+    landmarks = result.to_landmarks()
+    write_json(out / f"{path.stem}.json", landmarks)
+    write_points_ply(out / f"{path.stem}_landmarks.ply", result.points)
+    write_pp(out / f"{path.stem}.pp", landmarks)
+    plot_mesh_landmarks(mesh.vertices, result.points, out / f"{path.stem}.png", title=path.name)
