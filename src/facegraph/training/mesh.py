@@ -36,16 +36,8 @@ from facegraph.mesh.preprocess import (
 )
 from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, load_weights, save_weights
 from facegraph.nn.sgcn import SgcnConfig, StratifiedGcn, adaptive_wing_loss, decode_heatmaps, gaussian_targets
-from facegraph.training.loop import (
-    BEST,
-    CHECKPOINT,
-    RunState,
-    Trainer,
-    TrainResult,
-    load_checkpoint,
-    resumed_state,
-    run_epochs,
-)
+from facegraph.training import loop
+from facegraph.training.loop import TrainResult
 
 
 @dataclass(frozen=True)
@@ -329,7 +321,7 @@ def train_mesh(
         initial_weights(model, config, init)
     model = model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    run = RunState()
+    run = loop.RunState()
     if resume:
         run, mean = _resume(model, optimiser, out, config, device, run, mean)
     arrays = {} if mean is None else {MEAN_KEY: mean}
@@ -352,15 +344,15 @@ def train_mesh(
             "mean_landmarks": None if mean is None else torch.from_numpy(mean),
         }
 
-    trainer = Trainer(
+    trainer = loop.Trainer(
         train_epoch=epoch,
         validate=validate,
         score=SCORE,
-        save_best=lambda record: save_weights(out / BEST, model, config, arrays, record),
+        save_best=lambda record: save_weights(out / loop.BEST, model, config, arrays, record),
         checkpoint=checkpoint,
         describe=_describe,
     )
-    result = run_epochs(
+    result = loop.run_epochs(
         trainer, out, config.epochs, run, {"config": config.to_dict()}, max_minutes, processes.main,
         lambda stop: _stop_together(stop, distributed),
     )  # fmt: skip
@@ -382,22 +374,22 @@ def _resume(
     out: Path,
     config: MeshRecipe,
     device: torch.device,
-    run: RunState,
+    run: loop.RunState,
     mean: np.ndarray | None,
-) -> tuple[RunState, np.ndarray | None]:
+) -> tuple[loop.RunState, np.ndarray | None]:
     """Continue from the run's ``last.pt`` when it has one: the weights, the optimiser, where the run
     stands and the mean landmarks it was trained with."""
-    state = load_checkpoint(out, config.to_dict(), device)
+    state = loop.load_checkpoint(out, config.to_dict(), device)
     if state is None:
         return run, mean
     model.load_state_dict(state["model"])
     optimiser.load_state_dict(state["optimiser"])
     same_measure = state.get("validation") == _validation_measure(config)
     if not same_measure:
-        tqdm.write(f"{out / CHECKPOINT}: validated another way before; the best epoch is chosen afresh")
+        tqdm.write(f"{out / loop.CHECKPOINT}: validated another way before; the best epoch is chosen afresh")
     if state.get("mean_landmarks") is not None:
         mean = state["mean_landmarks"].cpu().numpy()
-    return resumed_state(state, out, SCORE, keep_best=same_measure), mean
+    return loop.resumed_state(state, out, SCORE, keep_best=same_measure), mean
 
 
 def _describe(record: dict) -> str:
