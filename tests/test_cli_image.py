@@ -12,6 +12,7 @@ from PIL import Image
 
 from facegraph.cli import main
 from facegraph.demo import sample_path
+from facegraph.errors import InputError
 from facegraph.image.detectors import iou
 from tests.image.test_synergynet_model import write_random_synergynet
 from tests.test_cli import user_error, write_bfm_basis
@@ -141,6 +142,13 @@ def test_a_folder_reports_its_good_photos_and_fails_for_the_bad_one(weights, pho
     records = json.loads(report_path.read_text())["photos"]
     assert [Path(r["photo"]).name for r in records] == ["astronaut.jpg", "blank.png"]
     assert records[0]["faces"]
+
+
+def test_debug_stops_at_the_first_bad_photo_with_its_traceback(weights, photo, tmp_path):
+    # photos and scans share one per-file loop: --debug shows the failing file's error itself
+    (tmp_path / "broken.jpg").write_text("not a photo\n")
+    with pytest.raises(InputError, match="broken.jpg: not an image"):
+        main(image_args(weights, str(photo), str(tmp_path / "broken.jpg"), "--debug"))
 
 
 def test_a_folder_without_photos_is_a_one_line_error(weights, tmp_path, capsys):
