@@ -112,6 +112,17 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_run_options(parser: argparse.ArgumentParser, configs: str, default: str, out_holds: str) -> None:
+    """The options every trainer takes: the shared training loop's (see ``facegraph.training.loop``)."""
+    parser.add_argument("--config", default=default, help=configs)
+    parser.add_argument("--out", required=True, help=f"output folder (checkpoints, {out_holds}, history)")
+    parser.add_argument("--epochs", type=int, help="override the configuration's epochs")
+    parser.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
+    parser.add_argument("--learning-rate", type=float, help="override the configuration's learning rate")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+
+
 MIRROR_AVERAGE_HELP = (
     "predict each face and its mirror image and average their landmarks and pose (twice the work;"
     " the dense mesh and the parameters stay the face's own)"

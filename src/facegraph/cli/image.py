@@ -12,6 +12,7 @@ from facegraph.cli.common import (
     EachFile,
     add_device,
     add_quiet,
+    add_run_options,
     check_output_folder,
     count,
     expand_paths,
@@ -271,8 +272,7 @@ def _register_train(trainers, common: argparse.ArgumentParser) -> None:
     train = trainers.add_parser(
         "synergynet", parents=[common], help="train SynergyNet on face crops, distilled from a teacher"
     )
-    train.add_argument("--config", default="facegraph-photo", help="facegraph-photo or synergynet-paper")
-    train.add_argument("--out", required=True, help="output folder (checkpoints, teacher labels, history)")
+    add_run_options(train, "facegraph-photo or synergynet-paper", "facegraph-photo", "teacher labels")
     train.add_argument("--aflw", action="append", default=[], help="an aflw-train folder (repeatable)")
     train.add_argument(
         "--faces68", action="append", default=[], help="a folder of photos with 68-point .pts (repeatable)"
@@ -280,14 +280,11 @@ def _register_train(trainers, common: argparse.ArgumentParser) -> None:
     train.add_argument("--teacher", default="3ddfa-v2-mb05", help="the model giving pseudo-labels")
     train.add_argument("--teacher-weights", required=True, help="the teacher's weights")
     train.add_argument("--bfm", help="BFM folder (default: the teacher's)")
-    train.add_argument("--epochs", type=int, help="override the configuration's epochs")
-    train.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
     train.add_argument(
         "--init",
         help="start from another run's last.pt (every network) or a weights file such as the shipped "
         "one (the image network; fine-tuning; keep its data and --seed)",
     )
-    train.add_argument("--learning-rate", type=float, help="override the configuration's learning rate")
     train.add_argument(
         "--human-convention",
         choices=("teacher", "annotators"),
@@ -312,8 +309,6 @@ def _register_train(trainers, common: argparse.ArgumentParser) -> None:
         metavar="FACTOR",
         help="scale the configuration's rotation, scale, shift and colour augmentation (flips unchanged)",
     )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     add_quiet(train, "no progress bars")
     train.set_defaults(run=cmd_train_synergynet)
 

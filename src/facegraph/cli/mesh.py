@@ -10,6 +10,7 @@ from facegraph.cli.common import (
     EachFile,
     add_device,
     add_quiet,
+    add_run_options,
     check_output_folder,
     expand_paths,
     make_folder,
@@ -212,16 +213,12 @@ def _register_train(trainers, common: argparse.ArgumentParser) -> None:
     train = trainers.add_parser(
         "mesh", parents=[common], help="train the mesh landmarker on synthetic BFM scans"
     )
-    train.add_argument("--config", default="facegraph-mesh", help="2s-sgcn-paper or facegraph-mesh")
-    train.add_argument("--out", required=True, help="output folder (checkpoints, caches, history)")
+    add_run_options(train, "2s-sgcn-paper or facegraph-mesh", "facegraph-mesh", "caches")
     train.add_argument("--bfm", help="BFM folder with dense bases (default: $FACEGRAPH_BFM)")
     train.add_argument("--scans", type=int, default=2400, help="synthetic training scans (default 2400)")
     train.add_argument("--val-scans", type=int, default=200, help="validation scans (default 200)")
     train.add_argument("--points", type=int, help="override the configuration's input point count")
-    train.add_argument("--epochs", type=int, help="override the configuration's epochs")
-    train.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
     train.add_argument("--init", help="start from these weights (fine-tuning), e.g. the shipped ones")
-    train.add_argument("--learning-rate", type=float, help="override the configuration's learning rate")
     train.add_argument(
         "--lr-schedule", choices=("constant", "cosine"), help="override the configuration's schedule"
     )
@@ -236,9 +233,7 @@ def _register_train(trainers, common: argparse.ArgumentParser) -> None:
         default=0.0,
         help="share of generated faces bent by smooth bumps, shape variation beyond the BFM's (default 0)",
     )
-    train.add_argument("--seed", type=int, default=0)
     train.add_argument("--workers", type=int, default=1, help="data loader processes (default 1)")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     add_quiet(train, "no progress bar while generating scans")
     train.set_defaults(run=cmd_train_mesh)
 

@@ -12,14 +12,17 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from tqdm import tqdm
 
 from facegraph.errors import InputError
 from facegraph.io.atomic import atomic_path
+
+Settings = TypeVar("Settings")
 
 CHECKPOINT = "last.pt"
 BEST = "best.safetensors"
@@ -64,6 +67,11 @@ class TrainResult:
     best_score: float
     best: dict
     history: list[dict]
+
+
+def with_settings(config: Settings, **settings: object) -> Settings:
+    """``config`` with the settings given on the command line; None keeps the configuration's."""
+    return replace(config, **{key: value for key, value in settings.items() if value is not None})
 
 
 def check_resumable(state: dict, config: dict, path: Path, older: dict | None = None) -> None:

@@ -259,8 +259,7 @@ def training_config(
     config = RECIPES[name]
     if n_points is not None:
         config = replace(config, model=replace(config.model, n_points=n_points))
-    given = {"epochs": epochs, "learning_rate": learning_rate, "lr_schedule": lr_schedule}
-    config = replace(config, **{key: value for key, value in given.items() if value is not None})
+    config = loop.with_settings(config, epochs=epochs, learning_rate=learning_rate, lr_schedule=lr_schedule)
     if second_pass_fraction is not None:
         # Both kinds of sample are needed: whole scans teach the first pass to find the face, face
         # crops teach the passes that answer.

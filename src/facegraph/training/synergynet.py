@@ -65,6 +65,7 @@ from facegraph.training.loop import (
     load_checkpoint,
     resumed_state,
     run_epochs,
+    with_settings,
 )
 from facegraph.training.mesh_offsets import fit_convention_offsets, to_teacher_convention
 from facegraph.training.refit import DEFAULT_STRENGTH, refit_to_points
@@ -164,15 +165,10 @@ def training_config(
     augmentation: float | None = None,
 ) -> PhotoTrainConfig:
     """The named recipe with the settings given (None keeps the recipe's)."""
-    config = get_config(name)
-    given = {
-        "epochs": epochs,
-        "lr": learning_rate,
-        "human_convention": human_convention,
-        "targets": targets,
-        "whitening": whitening,
-    }
-    config = replace(config, **{key: value for key, value in given.items() if value is not None})
+    config = with_settings(
+        get_config(name), epochs=epochs, lr=learning_rate, human_convention=human_convention, targets=targets,
+        whitening=whitening,
+    )  # fmt: skip
     return config if augmentation is None else scale_augmentation(config, augmentation)
 
 
