@@ -66,6 +66,24 @@ def test_json_to_standard_output_is_only_json(weights, photo, capsys):
     assert report["faces"]
 
 
+def test_a_photo_named_explicitly_is_processed_even_inside_the_output_folder(weights, photo, tmp_path):
+    # `facegraph image photo.jpg --out .` must not skip the photo it was asked about
+    before = photo.read_bytes()
+    report_path = tmp_path / "faces.json"
+    assert main(image_args(weights, str(photo), "--out", str(photo.parent), "--json", str(report_path))) == 0
+    assert json.loads(report_path.read_text())["photo"] == str(photo)
+    assert (photo.parent / f"{photo.stem}-annotated.png").is_file()
+    assert photo.read_bytes() == before
+
+
+def test_a_folder_skips_what_an_earlier_run_wrote_into_its_output_folder(weights, photo, tmp_path):
+    out = photo.parent / "out"
+    assert main(image_args(weights, str(photo.parent), "--out", str(out))) == 0
+    report_path = tmp_path / "again.json"
+    assert main(image_args(weights, str(photo.parent), "--out", str(out), "--json", str(report_path))) == 0
+    assert json.loads(report_path.read_text())["photo"] == str(photo)
+
+
 def test_two_photos_write_one_record_each(weights, photo, blank, tmp_path):
     assert main(image_args(weights, str(photo), str(blank), "--json", str(tmp_path / "faces.json"))) == 0
     report = json.loads((tmp_path / "faces.json").read_text())

@@ -64,6 +64,16 @@ def test_mesh_writes_json_and_per_scan_files(weights, tmp_path, capsys):
     np.testing.assert_allclose(read_mesh(out / "head_landmarks.ply").vertices, report["points"])
 
 
+def test_mesh_json_to_standard_output_is_only_json(weights, tmp_path, capsys, monkeypatch):
+    scan = write_head(tmp_path / "head.obj")
+    monkeypatch.chdir(tmp_path)
+    assert main(["mesh", str(scan), "--weights", weights, "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)["points"]) == 68
+    assert f"{scan}: 68 landmarks" in captured.err
+    assert not (tmp_path / "-").exists()  # not a file named '-'
+
+
 def test_mesh_on_a_folder_reports_every_scan(weights, tmp_path):
     write_head(tmp_path / "scans" / "a.ply")
     write_head(tmp_path / "scans" / "b.obj", radius=90.0)

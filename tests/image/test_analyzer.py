@@ -104,6 +104,11 @@ def test_several_boxes_give_one_face_each_in_their_order(analyzer, portrait):
     [
         ([600.0, 10.0, 700.0, 100.0], "lies outside the 512x512 photo"),
         ([-100.0, -100.0, -10.0, -10.0], "lies outside the 512x512 photo"),
+        # mostly off the photo: a huge box would cost memory in proportion to its size, and a box
+        # half on the background would give landmarks on it with full confidence
+        ([-1e5, -1e5, 1e5, 1e5], "lies mostly outside the 512x512 photo"),
+        ([-5000.0, -5000.0, 5000.0, 5000.0], "lies mostly outside the 512x512 photo"),
+        ([-50.0, -50.0, 100.0, 100.0], r"44% of it on the photo; at least 50% is needed"),
         ([100.0, 100.0, 100.0, 200.0], "is empty"),
         ([100.0, 200.0, 200.0, 100.0], "is empty"),
         ([1.0, 2.0, 3.0], "four finite numbers"),
@@ -117,9 +122,9 @@ def test_a_bad_box_is_a_user_error(box, message):
     assert error.value.path == Path("photo.jpg")
 
 
-def test_a_box_partly_outside_the_photo_is_accepted():
+def test_a_box_mostly_on_the_photo_is_clipped_to_it():
     box = check_box(np.array([-20, -20, 50, 50]), np.zeros((100, 100, 3), np.uint8))
-    assert box.tolist() == [-20.0, -20.0, 50.0, 50.0]
+    assert box.tolist() == [0.0, 0.0, 50.0, 50.0]
 
 
 def test_analyze_refuses_a_box_outside_the_photo(analyzer, portrait):

@@ -6,18 +6,35 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, TextIO, TypeVar
 
 from facegraph.errors import InputError
 
 Result = TypeVar("Result")
+STDOUT = "-"  # as a --json path: standard output
 
 
 def check_output_folder(*paths: str | None) -> None:
-    """Fail before a long run, not after it, when an output's folder does not exist."""
+    """Fail before a long run, not after it, when an output's folder does not exist ("-" is standard
+    output)."""
     for path in paths:
-        if path is not None and not Path(path).resolve().parent.is_dir():
+        if path not in (None, STDOUT) and not Path(path).resolve().parent.is_dir():
             raise InputError("cannot write: the folder does not exist", Path(path).resolve().parent)
+
+
+def emit_report(path: str, report: dict) -> None:
+    """Write a JSON report to ``path``, or print it when ``path`` is "-"."""
+    from facegraph.io.reports import report_text, write_report
+
+    if path == STDOUT:
+        print(report_text(report))
+    else:
+        write_report(path, report)
+
+
+def text_stream(args: argparse.Namespace) -> TextIO:
+    """Where a command's lines for people go: standard error when the JSON report takes standard output."""
+    return sys.stderr if getattr(args, "json", None) == STDOUT else sys.stdout
 
 
 def make_folder(path: str | None) -> Path | None:
@@ -29,13 +46,24 @@ def make_folder(path: str | None) -> Path | None:
     return folder
 
 
-def expand_paths(inputs: list[str], suffixes: tuple[str, ...], kind: str) -> list[Path]:
-    """The files named, with folders expanded to the ``kind`` files (by suffix) they hold, sorted."""
+def expand_paths(
+    inputs: list[str], suffixes: tuple[str, ...], kind: str, skip_under: str | None = None
+) -> list[Path]:
+    """The files named, with folders expanded to the ``kind`` files (by suffix) they hold, sorted.
+
+    Files found in folders are skipped when they lie under ``skip_under`` (an output folder: never read
+    back what an earlier run wrote); files named explicitly are always kept.
+    """
+    skipped = None if skip_under is None else Path(skip_under).resolve()
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in suffixes and p.is_file() and skipped not in p.resolve().parents
+            )
             if not found:
                 raise InputError(f"holds no {kind} files ({', '.join(suffixes)})", path)
             paths.extend(found)

@@ -15,9 +15,11 @@ from facegraph.cli.common import (
     add_run_options,
     check_output_folder,
     count,
+    emit_report,
     expand_paths,
     make_folder,
     table,
+    text_stream,
 )
 from facegraph.datasets.faces68 import PHOTO_SUFFIXES
 from facegraph.errors import InputError
@@ -36,13 +38,10 @@ def cmd_image(args: argparse.Namespace) -> None:
     from facegraph.image import FaceAnalyzer
     from facegraph.image.outputs import face_summary, photo_record, write_photo_outputs
     from facegraph.io import read_image
-    from facegraph.io.reports import report_text, write_report
 
-    photos = expand_paths(args.images, PHOTO_SUFFIXES, "photo")
-    if args.out:  # never read back what an earlier run wrote into the output folder
-        photos = [p for p in photos if Path(args.out).resolve() not in p.resolve().parents]
+    photos = expand_paths(args.images, PHOTO_SUFFIXES, "photo", skip_under=args.out)
     box = None if args.box is None else parse_box(args.box)[None]
-    check_output_folder(None if args.json == "-" else args.json)
+    check_output_folder(args.json)
     if args.mesh and not args.out:
         raise InputError("--mesh writes one OBJ per face into --out DIR: pass --out")
     out = make_folder(args.out)
@@ -60,15 +59,11 @@ def cmd_image(args: argparse.Namespace) -> None:
             print(f"{photo}: no face found", file=sys.stderr)
         records.append(photo_record(photo, rgb, faces))
         for i, face in enumerate(faces):
-            print(face_summary(photo, i, face), file=sys.stderr if args.json == "-" else sys.stdout)
+            print(face_summary(photo, i, face), file=text_stream(args))
         if out is not None:
             write_photo_outputs(out, photo, rgb, faces, records[-1])
     if args.json is not None:
-        report = records[0] if len(photos) == 1 else {"photos": records}
-        if args.json == "-":
-            print(report_text(report))
-        else:
-            write_report(args.json, report)
+        emit_report(args.json, records[0] if len(photos) == 1 else {"photos": records})
     run.finish()
 
 
@@ -80,15 +75,17 @@ def cmd_eval_aflw2000(args: argparse.Namespace) -> None:
     dataset = load_aflw2000(args.data)
     result = evaluate_aflw2000(dataset, _photo_model(args), args.model, args.batch_size, not args.quiet)
     report = result.report
-    print(f"AFLW2000-3D, {report['n']} faces, model {args.model}: NME (%), by |yaw| bin")
-    print(table(summary_rows(report)))
+    lines = text_stream(args)
+    print(f"AFLW2000-3D, {report['n']} faces, model {args.model}: NME (%), by |yaw| bin", file=lines)
+    print(table(summary_rows(report)), file=lines)
     if report["pose_mae"] is not None:
         pose = report["pose_mae"]
         print(
             f"pose MAE (deg) over {pose['n']} faces: yaw {pose['yaw']:.3f}  pitch {pose['pitch']:.3f}  "
-            f"roll {pose['roll']:.3f}  mean {pose['mean']:.3f}"
+            f"roll {pose['roll']:.3f}  mean {pose['mean']:.3f}",
+            file=lines,
         )
-    print(f"{report['seconds']:.1f} s, {report['faces_per_second']:.0f} faces/s")
+    print(f"{report['seconds']:.1f} s, {report['faces_per_second']:.0f} faces/s", file=lines)
     _write_report_and_plot(args, report, result.curves(), 10.0, f"AFLW2000-3D, {args.model}")
 
 
@@ -102,8 +99,9 @@ def cmd_eval_300w(args: argparse.Namespace) -> None:
         dataset, _photo_model(args), args.model, boxes=args.boxes, progress=not args.quiet
     )
     report = result.report
-    print(f"{report['dataset']}, {report['n']} faces, model {args.model}, boxes {args.boxes}")
-    print(table(summary_rows(report)))
+    lines = text_stream(args)
+    print(f"{report['dataset']}, {report['n']} faces, model {args.model}, boxes {args.boxes}", file=lines)
+    print(table(summary_rows(report)), file=lines)
     title = f"{report['dataset']}, {args.model}"
     _write_report_and_plot(args, report, result.curves(), report["threshold"], title)
 
@@ -111,10 +109,8 @@ def cmd_eval_300w(args: argparse.Namespace) -> None:
 def _write_report_and_plot(
     args: argparse.Namespace, report: dict, curves: dict, max_error: float, title: str
 ):
-    from facegraph.io.reports import write_report
-
     if args.json:
-        write_report(args.json, report)
+        emit_report(args.json, report)
     if args.plot:
         from facegraph.viz.curves import plot_ced
 

@@ -12,9 +12,11 @@ from facegraph.cli.common import (
     add_quiet,
     add_run_options,
     check_output_folder,
+    emit_report,
     expand_paths,
     make_folder,
     table,
+    text_stream,
 )
 from facegraph.errors import InputError
 
@@ -33,7 +35,6 @@ def _convention(args: argparse.Namespace):
 
 def cmd_mesh(args: argparse.Namespace) -> None:
     from facegraph.io.meshes import MESH_SUFFIXES, read_mesh
-    from facegraph.io.reports import write_report
     from facegraph.mesh.outputs import scan_report, scan_summary, write_scan_outputs
 
     paths = expand_paths(args.scans, MESH_SUFFIXES, "mesh")
@@ -50,18 +51,17 @@ def cmd_mesh(args: argparse.Namespace) -> None:
     reports, run = [], EachFile(paths, landmark, args, "scan", "could not be landmarked")
     for path, (mesh, result) in run:
         reports.append(scan_report(path, result))
-        print(scan_summary(path, result))
+        print(scan_summary(path, result), file=text_stream(args))
         if out is not None:
             write_scan_outputs(out, path, mesh, result)
     if args.json and reports:
-        write_report(args.json, reports[0] if len(paths) == 1 else {"scans": reports})
+        emit_report(args.json, reports[0] if len(paths) == 1 else {"scans": reports})
     run.finish()
 
 
 def cmd_eval_mesh(args: argparse.Namespace) -> None:
     from facegraph.datasets.scans import annotated_records
     from facegraph.evaluation.meshes import error_curves, evaluate_scans
-    from facegraph.io.reports import write_report
     from facegraph.mesh.checks import MM_PER_UNIT
 
     check_output_folder(args.json, args.plot)
@@ -77,9 +77,9 @@ def cmd_eval_mesh(args: argparse.Namespace) -> None:
     )
     figures = (report["mean_mm"], report["mean_mm_51"], report["median_mm"], report["seconds_per_mesh"])
     header = ("scans", "mean (mm)", "inner 51 (mm)", "median (mm)", "s/scan")
-    print(table([header, (str(report["n"]), *(f"{v:.3f}" for v in figures))]))
+    print(table([header, (str(report["n"]), *(f"{v:.3f}" for v in figures))]), file=text_stream(args))
     if args.json:
-        write_report(args.json, report)
+        emit_report(args.json, report)
     if args.plot:
         from facegraph.viz.curves import plot_ced
 

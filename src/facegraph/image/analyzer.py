@@ -59,17 +59,28 @@ def detect_faces(detector: FaceDetector, rgb: np.ndarray) -> list[Detection]:
     return [Detection(d.box / scale, d.score) for d in detector.detect(small)]
 
 
+MIN_BOX_INSIDE = 0.5  # a user's box with less of its area on the photo is refused, not guessed from
+
+
 def check_box(box: np.ndarray, rgb: np.ndarray, source: str | Path | None = None) -> np.ndarray:
-    """A user's [x0, y0, x1, y1] box as floats; InputError when it is empty or misses the photo."""
+    """A user's [x0, y0, x1, y1] box as floats, clipped to the photo; InputError when it is empty or
+    when less than half of it lies on the photo (a face box mostly off the photo is a mistake, and
+    cropping it would cost memory in proportion to its size)."""
     box = np.asarray(box, dtype=np.float64).reshape(-1)
     h, w = rgb.shape[:2]
     if box.shape != (4,) or not np.isfinite(box).all():
         raise InputError("a box is four finite numbers x0,y0,x1,y1", source)
     if box[2] - box[0] < 2 or box[3] - box[1] < 2:
         raise InputError(f"the box {box.tolist()} is empty (x1 must exceed x0 and y1 exceed y0)", source)
-    if box[2] <= 0 or box[3] <= 0 or box[0] >= w or box[1] >= h:
-        raise InputError(f"the box {box.tolist()} lies outside the {w}x{h} photo", source)
-    return box
+    clipped = np.clip(box, 0.0, [w, h, w, h])
+    inside = np.prod(np.maximum(clipped[2:] - clipped[:2], 0.0)) / np.prod(box[2:] - box[:2])
+    if inside < MIN_BOX_INSIDE:
+        raise InputError(
+            f"the box {box.tolist()} lies {'mostly ' if inside > 0 else ''}outside the {w}x{h} photo"
+            f" ({inside:.0%} of it on the photo; at least {MIN_BOX_INSIDE:.0%} is needed)",
+            source,
+        )
+    return clipped
 
 
 class FaceAnalyzer:
