@@ -270,3 +270,12 @@ def test_train_synergynet_refuses_a_negative_augmentation_factor_before_loading_
     err = user_error([*argv, "--augmentation", "-1"], capsys)
     assert "augmentation factor must be a number >= 0" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_convert_refuses_to_overwrite_its_input(tmp_path, capsys):
+    source = tmp_path / "face.pts"
+    source.write_text("version: 1\nn_points: 5\n{\n" + "1 2\n3 4\n5 6\n7 8\n9 10\n" + "}\n")
+    before = source.read_bytes()
+    assert main(["convert", str(source), str(source)]) == 2
+    assert "is an input of this run" in capsys.readouterr().err
+    assert source.read_bytes() == before

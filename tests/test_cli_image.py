@@ -84,6 +84,25 @@ def test_a_folder_skips_what_an_earlier_run_wrote_into_its_output_folder(weights
     assert json.loads(report_path.read_text())["photo"] == str(photo)
 
 
+def test_json_naming_the_input_photo_is_refused_before_any_work(weights, photo, capsys):
+    before = photo.read_bytes()
+    err = user_error(image_args(weights, str(photo), "--json", str(photo)), capsys)
+    assert f"{photo}: is an input of this run" in err
+    assert photo.read_bytes() == before
+
+
+def test_out_naming_a_file_is_one_line(weights, photo, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file\n")
+    err = user_error(image_args(weights, str(photo), "--out", str(tmp_path / "taken")), capsys)
+    assert "is a file, not a folder for the outputs" in err
+
+
+def test_a_min_score_that_is_not_finite_is_refused(weights, photo, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(image_args(weights, str(photo), "--min-score", "nan"))
+    assert exit_.value.code == 2 and "must be a finite number" in capsys.readouterr().err
+
+
 def test_two_photos_write_one_record_each(weights, photo, blank, tmp_path):
     assert main(image_args(weights, str(photo), str(blank), "--json", str(tmp_path / "faces.json"))) == 0
     report = json.loads((tmp_path / "faces.json").read_text())

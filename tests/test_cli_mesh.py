@@ -74,6 +74,13 @@ def test_mesh_json_to_standard_output_is_only_json(weights, tmp_path, capsys, mo
     assert not (tmp_path / "-").exists()  # not a file named '-'
 
 
+def test_mesh_json_naming_the_scan_is_refused_and_the_scan_kept(weights, tmp_path, capsys):
+    scan = write_head(tmp_path / "head.obj")
+    before = scan.read_bytes()
+    err = user_error(["mesh", str(scan), "--weights", weights, "--json", str(scan)], capsys)
+    assert f"{scan}: is an input of this run" in err and scan.read_bytes() == before
+
+
 def test_mesh_on_a_folder_reports_every_scan(weights, tmp_path):
     write_head(tmp_path / "scans" / "a.ply")
     write_head(tmp_path / "scans" / "b.obj", radius=90.0)
@@ -147,6 +154,14 @@ def test_eval_mesh_needs_ground_truth(weights, tmp_path, capsys):
     assert "no mesh has a ground-truth landmark file" in err
 
 
+@pytest.mark.parametrize("option", ["--second-pass-fraction", "--warp", "--learning-rate", "--max-minutes"])
+def test_train_mesh_refuses_numbers_that_are_not_finite_before_any_work(option, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "mesh", option, "nan", "--out", str(tmp_path / "run")])
+    assert exit_.value.code == 2 and "must be a finite number, not nan" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_mesh_refuses_an_unknown_config(tmp_path, capsys):
     err = user_error(["train", "mesh", "--config", "nope", "--out", str(tmp_path / "run")], capsys)
     assert "unknown --config 'nope'" in err and "facegraph-mesh" in err
@@ -162,7 +177,7 @@ def test_train_mesh_refuses_missing_initial_weights_before_making_data(tmp_path,
 
 @pytest.mark.parametrize(
     ("config", "fraction"),
-    [("facegraph-mesh", "0"), ("facegraph-mesh", "1"), ("facegraph-mesh", "nan"), ("2s-sgcn-paper", "0.5")],
+    [("facegraph-mesh", "0"), ("facegraph-mesh", "1"), ("2s-sgcn-paper", "0.5")],
 )
 def test_train_mesh_refuses_a_second_pass_fraction_it_cannot_train(config, fraction, tmp_path, capsys):
     out = str(tmp_path / "run")
@@ -172,7 +187,7 @@ def test_train_mesh_refuses_a_second_pass_fraction_it_cannot_train(config, fract
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("share", ["-0.1", "1.5", "nan"])
+@pytest.mark.parametrize("share", ["-0.1", "1.5"])
 def test_train_mesh_refuses_a_warp_share_outside_zero_to_one(share, tmp_path, capsys):
     out = str(tmp_path / "run")
     err = user_error(["train", "mesh", "--warp", share, "--out", out], capsys)

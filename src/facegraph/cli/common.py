@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,12 +16,18 @@ Result = TypeVar("Result")
 STDOUT = "-"  # as a --json path: standard output
 
 
-def check_output_folder(*paths: str | None) -> None:
-    """Fail before a long run, not after it, when an output's folder does not exist ("-" is standard
-    output)."""
+def check_output_folder(*paths: str | None, inputs: list[Path] = ()) -> None:
+    """Fail before a long run, not after it, when an output's folder does not exist, or when an output
+    is one of the run's ``inputs`` ("-" is standard output)."""
+    read = {path.resolve() for path in inputs}
     for path in paths:
-        if path not in (None, STDOUT) and not Path(path).resolve().parent.is_dir():
-            raise InputError("cannot write: the folder does not exist", Path(path).resolve().parent)
+        if path in (None, STDOUT):
+            continue
+        target = Path(path).resolve()
+        if not target.parent.is_dir():
+            raise InputError("cannot write: the folder does not exist", target.parent)
+        if target in read:
+            raise InputError("is an input of this run: an output would overwrite it", path)
 
 
 def emit_report(path: str, report: dict) -> None:
@@ -38,12 +46,30 @@ def text_stream(args: argparse.Namespace) -> TextIO:
 
 
 def make_folder(path: str | None) -> Path | None:
-    """The output folder, created if needed (None when not asked for)."""
+    """The output folder, created if needed (None when not asked for); one line when it cannot be."""
     if path is None:
         return None
     folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise InputError("is a file, not a folder for the outputs", folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder ({exc.strerror or exc})", folder) from None
+    if not os.access(folder, os.W_OK):
+        raise InputError("the output folder is not writable", folder)
     return folder
+
+
+def finite_float(text: str) -> float:
+    """An option's number: NaN and infinities are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
 
 
 def expand_paths(
@@ -145,8 +171,12 @@ def add_run_options(parser: argparse.ArgumentParser, configs: str, default: str,
     parser.add_argument("--config", default=default, help=configs)
     parser.add_argument("--out", required=True, help=f"output folder (checkpoints, {out_holds}, history)")
     parser.add_argument("--epochs", type=int, help="override the configuration's epochs")
-    parser.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
-    parser.add_argument("--learning-rate", type=float, help="override the configuration's learning rate")
+    parser.add_argument(
+        "--max-minutes", type=finite_float, help="stop after the epoch that passes this budget"
+    )
+    parser.add_argument(
+        "--learning-rate", type=finite_float, help="override the configuration's learning rate"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from facegraph.cli.common import check_output_folder
 from facegraph.errors import InputError
 
 
@@ -19,6 +20,7 @@ def cmd_convert(args: argparse.Namespace) -> None:
     from facegraph.io.landmarks import read_landmarks, write_landmarks
     from facegraph.schemes import convert
 
+    check_output_folder(args.output, inputs=[Path(args.input)])
     landmarks = read_landmarks(args.input, scheme=args.scheme)
     if args.to:
         try:

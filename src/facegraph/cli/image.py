@@ -17,6 +17,7 @@ from facegraph.cli.common import (
     count,
     emit_report,
     expand_paths,
+    finite_float,
     make_folder,
     table,
     text_stream,
@@ -41,7 +42,7 @@ def cmd_image(args: argparse.Namespace) -> None:
 
     photos = expand_paths(args.images, PHOTO_SUFFIXES, "photo", skip_under=args.out)
     box = None if args.box is None else parse_box(args.box)[None]
-    check_output_folder(args.json)
+    check_output_folder(args.json, inputs=photos)
     if args.mesh and not args.out:
         raise InputError("--mesh writes one OBJ per face into --out DIR: pass --out")
     out = make_folder(args.out)
@@ -198,7 +199,7 @@ def _register_image(commands, common: argparse.ArgumentParser) -> None:
     image.add_argument("--detector", default="dlib-hog", help="face detector (default dlib-hog)")
     image.add_argument(
         "--min-score",
-        type=float,
+        type=finite_float,
         default=0.25,
         help="lowest detector score kept (default 0.25; dlib's own: 0)",
     )
@@ -301,7 +302,7 @@ def _register_train(trainers, common: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--augmentation",
-        type=float,
+        type=finite_float,
         metavar="FACTOR",
         help="scale the configuration's rotation, scale, shift and colour augmentation (flips unchanged)",
     )

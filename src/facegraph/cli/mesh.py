@@ -14,6 +14,7 @@ from facegraph.cli.common import (
     check_output_folder,
     emit_report,
     expand_paths,
+    finite_float,
     make_folder,
     table,
     text_stream,
@@ -38,7 +39,7 @@ def cmd_mesh(args: argparse.Namespace) -> None:
     from facegraph.mesh.outputs import scan_report, scan_summary, write_scan_outputs
 
     paths = expand_paths(args.scans, MESH_SUFFIXES, "mesh")
-    check_output_folder(args.json)
+    check_output_folder(args.json, inputs=paths)
     out = make_folder(args.out)
     landmarker, convention = _landmarker(args), _convention(args)
 
@@ -224,12 +225,12 @@ def _register_train(trainers, common: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--second-pass-fraction",
-        type=float,
+        type=finite_float,
         help="share of training samples that are second-pass face crops (two-pass configs; default 0.5)",
     )
     train.add_argument(
         "--warp",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="share of generated faces bent by smooth bumps, shape variation beyond the BFM's (default 0)",
     )
@@ -296,7 +297,7 @@ def _register_fit_prior(fitters, common: argparse.ArgumentParser) -> None:
     fit.add_argument("--seed", type=int, default=mesh_prior.DEFAULT_SEED)
     fit.add_argument(
         "--off-model-mm",
-        type=float,
+        type=finite_float,
         default=mesh_prior.DEFAULT_OFF_MODEL_MM,
         help="spread of shape beyond the BFM's components, mm per coordinate",
     )
