@@ -81,6 +81,15 @@ def test_mesh_json_naming_the_scan_is_refused_and_the_scan_kept(weights, tmp_pat
     assert f"{scan}: is an input of this run" in err and scan.read_bytes() == before
 
 
+def test_mesh_out_beside_annotated_scans_keeps_their_annotations(weights, tmp_path, capsys):
+    folder = write_scan_folder(tmp_path / "scans")
+    annotations = {p: p.read_bytes() for p in folder.glob("*.json")}
+    err = user_error(["mesh", str(folder), "--weights", weights, "--out", str(folder)], capsys)
+    assert "the annotation beside the scan; choose another folder" in err
+    assert annotations and all(p.read_bytes() == data for p, data in annotations.items())
+    assert not list(folder.glob("*.png"))  # refused before any work
+
+
 def test_mesh_on_a_folder_reports_every_scan(weights, tmp_path):
     write_head(tmp_path / "scans" / "a.ply")
     write_head(tmp_path / "scans" / "b.obj", radius=90.0)

@@ -36,10 +36,12 @@ def _convention(args: argparse.Namespace):
 
 def cmd_mesh(args: argparse.Namespace) -> None:
     from facegraph.io.meshes import MESH_SUFFIXES, read_mesh
-    from facegraph.mesh.outputs import scan_report, scan_summary, write_scan_outputs
+    from facegraph.mesh.outputs import check_scan_outputs, scan_report, scan_summary, write_scan_outputs
 
     paths = expand_paths(args.scans, MESH_SUFFIXES, "mesh")
     check_output_folder(args.json, inputs=paths)
+    if args.out:
+        check_scan_outputs(Path(args.out), paths)
     out = make_folder(args.out)
     landmarker, convention = _landmarker(args), _convention(args)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from facegraph.datasets.scans import LANDMARK_SUFFIXES
+from facegraph.errors import InputError
 from facegraph.io.landmarks import write_json, write_pp
 from facegraph.io.meshes import write_points_ply
 from facegraph.mesh.landmarker import MeshLandmarks
@@ -28,6 +30,26 @@ def scan_summary(path: Path, result: MeshLandmarks) -> str:
     """One line for a landmarked scan, with the landmarker's notes below it."""
     notes = "".join(f"\n  note: {note}" for note in result.notes)
     return f"{path}: 68 landmarks (refine: {result.refine}, {result.seconds['total']:.2f} s){notes}"
+
+
+OUTPUT_SUFFIXES = (".json", ".pp", "_landmarks.ply", ".png")
+
+
+def check_scan_outputs(out: Path, paths: list[Path]) -> None:
+    """Refuse, before any work, an output folder where a scan's outputs would replace a landmark file
+    beside the scan: that is its annotation, which ``eval mesh`` reads."""
+    folder = out.resolve()
+    for path in paths:
+        if path.resolve().parent != folder:
+            continue
+        for suffix in OUTPUT_SUFFIXES:
+            target = folder / f"{path.stem}{suffix}"
+            if suffix in LANDMARK_SUFFIXES and target.is_file():
+                raise InputError(
+                    f"--out would overwrite {target.name}, the annotation beside the scan;"
+                    " choose another folder",
+                    path,
+                )
 
 
 def write_scan_outputs(out: Path, path: Path, mesh: Mesh, result: MeshLandmarks) -> None:
