@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from safetensors import safe_open
 
 from facegraph.cli import main
 from facegraph.demo import sample_path
@@ -179,6 +181,22 @@ def test_a_folder_reports_its_good_photos_and_fails_for_the_bad_one(weights, pho
     records = json.loads(report_path.read_text())["photos"]
     assert [Path(r["photo"]).name for r in records] == ["astronaut.jpg", "blank.png"]
     assert records[0]["faces"]
+
+
+def test_onnx_export_refuses_weights_that_are_not_finite(tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    weights = write_random_synergynet(tmp_path / "w.safetensors")
+    with safe_open(str(weights), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(weights)
+    name = next(key for key, value in tensors.items() if value.is_floating_point() and value.ndim == 4)
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, weights, metadata=metadata)
+    out = tmp_path / "m.onnx"
+    err = user_error(["export", "onnx", str(out), "--weights", str(weights)], capsys)
+    assert "ONNX Runtime differs from PyTorch by nan" in err
+    assert not out.exists()
 
 
 def test_debug_stops_at_the_first_bad_photo_with_its_traceback(weights, photo, tmp_path):
