@@ -62,6 +62,22 @@ def test_one_photo_writes_its_faces_as_json(weights, photo, tmp_path, capsys):
     assert f"{photo}: face 1: box " in out and "yaw " in out
 
 
+def test_device_reaches_every_step_that_places_the_model(weights, photo, monkeypatch):
+    # `--device cpu` on a GPU machine must not be undone by the analyzer's default placement
+    import facegraph.devices
+    import facegraph.image.analyzer
+
+    asked = []
+
+    def recording(requested=None):
+        asked.append(requested)
+        return facegraph.devices.pick_device("cpu")
+
+    monkeypatch.setattr(facegraph.image.analyzer, "pick_device", recording)
+    assert main(image_args(weights, str(photo), "--device", "cpu")) == 0
+    assert asked and all(request == "cpu" for request in asked)
+
+
 def test_json_to_standard_output_is_only_json(weights, photo, capsys):
     assert main(image_args(weights, str(photo), "--json", "-")) == 0
     report = json.loads(capsys.readouterr().out)

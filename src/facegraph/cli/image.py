@@ -46,7 +46,7 @@ def cmd_image(args: argparse.Namespace) -> None:
     if args.mesh and not args.out:
         raise InputError("--mesh writes one OBJ per face into --out DIR: pass --out")
     out = make_folder(args.out)
-    analyzer = FaceAnalyzer(_photo_model(args), args.detector, min_score=args.min_score)
+    analyzer = FaceAnalyzer(_photo_model(args), args.detector, device=args.device, min_score=args.min_score)
     if args.mesh:
         analyzer.check_mesh()
 
