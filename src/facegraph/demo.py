@@ -81,10 +81,8 @@ def run_demo(out: Path) -> dict[str, Path]:
 
 def photo_demo(out: Path) -> dict[str, Path]:
     """Faces, landmarks and pose in the bundled portrait with the shipped SynergyNet."""
-    import json
-
     from facegraph.image import FaceAnalyzer, face_to_dict
-    from facegraph.io.atomic import write_atomic
+    from facegraph.io.reports import write_report
 
     photo = read_image(sample_path(f"{PORTRAIT}.jpg"))
     faces = FaceAnalyzer().analyze(photo)
@@ -94,7 +92,7 @@ def photo_demo(out: Path) -> dict[str, Path]:
         "photo_face": out / f"{PORTRAIT}-annotated-face.png",
     }
     record = {"photo": f"{PORTRAIT}.jpg", "faces": [face_to_dict(f) for f in faces]}
-    write_atomic(outputs["photo_faces"], json.dumps(record, indent=2) + "\n")
+    write_report(outputs["photo_faces"], record)
     drawn = annotate_faces(photo, faces)
     write_image(outputs["photo_annotated"], drawn)
     if faces:

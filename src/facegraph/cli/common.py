@@ -88,7 +88,9 @@ def expand_paths(
             found = sorted(
                 p
                 for p in path.rglob("*")
-                if p.suffix.lower() in suffixes and p.is_file() and skipped not in p.resolve().parents
+                if p.suffix.lower() in suffixes
+                and p.is_file()
+                and (skipped is None or skipped not in p.resolve().parents)
             )
             if not found:
                 raise InputError(f"holds no {kind} files ({', '.join(suffixes)})", path)

@@ -55,7 +55,8 @@ def check_scan_outputs(out: Path, paths: list[Path]) -> None:
 def write_scan_outputs(out: Path, path: Path, mesh: Mesh, result: MeshLandmarks) -> None:
     """``<stem>.json``, ``<stem>_landmarks.ply``, ``<stem>.pp`` and ``<stem>.png`` in ``out``."""
     landmarks = result.to_landmarks()
-    write_json(out / f"{path.stem}.json", landmarks)
-    write_points_ply(out / f"{path.stem}_landmarks.ply", result.points)
-    write_pp(out / f"{path.stem}.pp", landmarks)
-    plot_mesh_landmarks(mesh.vertices, result.points, out / f"{path.stem}.png", title=path.name)
+    json_path, pp_path, ply_path, png_path = (out / f"{path.stem}{suffix}" for suffix in OUTPUT_SUFFIXES)
+    write_json(json_path, landmarks)
+    write_points_ply(ply_path, result.points)
+    write_pp(pp_path, landmarks)
+    plot_mesh_landmarks(mesh.vertices, result.points, png_path, title=path.name)
