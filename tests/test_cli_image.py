@@ -211,7 +211,7 @@ def test_onnx_export_refuses_weights_that_are_not_finite(tmp_path, capsys):
     save_file(tensors, weights, metadata=metadata)
     out = tmp_path / "m.onnx"
     err = user_error(["export", "onnx", str(out), "--weights", str(weights)], capsys)
-    assert "ONNX Runtime differs from PyTorch by nan" in err
+    assert "has NaN or infinite values" in err
     assert not out.exists()
 
 

@@ -36,27 +36,40 @@ def zoom(rgb: np.ndarray, box: np.ndarray, size: int = 480) -> np.ndarray:
     return crop(rgb, np.concatenate([centre - half, centre + half]), size)
 
 
+def demo_outputs(out: Path) -> dict[str, Path]:
+    """The files the demo writes into ``out``, by name."""
+    return {
+        "landmarks": out / f"{SAMPLE}.json",
+        "landmarks_ljson": out / f"{SAMPLE}.ljson",
+        "five": out / f"{SAMPLE}-5.json",
+        "inner51": out / f"{SAMPLE}-51.json",
+        "crop": out / f"{SAMPLE}-crop120.png",
+        "annotated": out / f"{SAMPLE}-annotated.png",
+        "annotated_face": out / f"{SAMPLE}-annotated-face.png",
+        "photo_faces": out / f"{PORTRAIT}.json",
+        "photo_annotated": out / f"{PORTRAIT}-annotated.png",
+        "photo_face": out / f"{PORTRAIT}-annotated-face.png",
+        "scan_landmarks": out / f"{SCAN}.json",
+        "scan_landmarks_ply": out / f"{SCAN}_landmarks.ply",
+        "scan_views": out / f"{SCAN}-views.png",
+    }
+
+
 def run_demo(out: Path) -> dict[str, Path]:
     """Write the demo's outputs into ``out`` (created if needed) and return them by name."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the output folder ({exc.strerror})", out) from None
+    paths = demo_outputs(out)
     photo = read_image(sample_path(f"{SAMPLE}.jpg"))
     landmarks = read_landmarks(sample_path(f"{SAMPLE}.pts"))
     five = convert(landmarks, "five")
     inner = convert(landmarks, "ibug51")
     box = box_from_landmarks(landmarks.points)
 
-    outputs = {
-        "landmarks": out / f"{SAMPLE}.json",
-        "landmarks_ljson": out / f"{SAMPLE}.ljson",
-        "five": out / f"{SAMPLE}-5.json",
-        "inner51": out / f"{SAMPLE}-51.csv",
-        "crop": out / f"{SAMPLE}-crop120.png",
-        "annotated": out / f"{SAMPLE}-annotated.png",
-        "annotated_face": out / f"{SAMPLE}-annotated-face.png",
-    }
+    names = ("landmarks", "landmarks_ljson", "five", "inner51", "crop", "annotated", "annotated_face")
+    outputs = {name: paths[name] for name in names}
     write_landmarks(outputs["landmarks"], landmarks)
     write_landmarks(outputs["landmarks_ljson"], landmarks)
     write_landmarks(outputs["five"], five)
@@ -74,23 +87,19 @@ def run_demo(out: Path) -> dict[str, Path]:
     print(f"  3DDFA crop box {np.round(box).astype(int).tolist()}")
     for name, path in outputs.items():
         print(f"  {name:16s} {path}")
-    outputs.update(photo_demo(out))
-    outputs.update(mesh_demo(out))
+    outputs.update(photo_demo(paths))
+    outputs.update(mesh_demo(paths))
     return outputs
 
 
-def photo_demo(out: Path) -> dict[str, Path]:
+def photo_demo(paths: dict[str, Path]) -> dict[str, Path]:
     """Faces, landmarks and pose in the bundled portrait with the shipped SynergyNet."""
     from facegraph.image import FaceAnalyzer, face_to_dict
     from facegraph.io.reports import write_report
 
     photo = read_image(sample_path(f"{PORTRAIT}.jpg"))
     faces = FaceAnalyzer().analyze(photo)
-    outputs = {
-        "photo_faces": out / f"{PORTRAIT}.json",
-        "photo_annotated": out / f"{PORTRAIT}-annotated.png",
-        "photo_face": out / f"{PORTRAIT}-annotated-face.png",
-    }
+    outputs = {name: paths[name] for name in ("photo_faces", "photo_annotated", "photo_face")}
     record = {"photo": f"{PORTRAIT}.jpg", "faces": [face_to_dict(f) for f in faces]}
     write_report(outputs["photo_faces"], record)
     drawn = annotate_faces(photo, faces)
@@ -108,7 +117,7 @@ def photo_demo(out: Path) -> dict[str, Path]:
     return outputs
 
 
-def mesh_demo(out: Path) -> dict[str, Path]:
+def mesh_demo(paths: dict[str, Path]) -> dict[str, Path]:
     """Landmark the bundled scan with the shipped weights; write the landmarks and three views."""
     from facegraph.io import read_mesh, write_points_ply
     from facegraph.mesh.landmarker import MeshLandmarker
@@ -117,11 +126,7 @@ def mesh_demo(out: Path) -> dict[str, Path]:
     mesh = read_mesh(sample_path(f"{SCAN}.obj"), normals=False)
     truth = read_landmarks(sample_path(f"{SCAN}.json")).points
     result = MeshLandmarker()(mesh)
-    outputs = {
-        "scan_landmarks": out / f"{SCAN}-landmarks.json",
-        "scan_landmarks_ply": out / f"{SCAN}-landmarks.ply",
-        "scan_views": out / f"{SCAN}-views.png",
-    }
+    outputs = {name: paths[name] for name in ("scan_landmarks", "scan_landmarks_ply", "scan_views")}
     write_landmarks(outputs["scan_landmarks"], result.to_landmarks())
     write_points_ply(outputs["scan_landmarks_ply"], result.points)
     errors = np.linalg.norm(result.points - truth, axis=1)

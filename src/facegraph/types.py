@@ -7,8 +7,16 @@ language without depending on torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
+
+RefineMethod = Literal["none", "snap", "euclidean", "geodesic"]
+"""The mesh landmarker's second stage (see ``facegraph.mesh.refine``)."""
+REFINE_METHODS: tuple[str, ...] = get_args(RefineMethod)
+# The refinement that did best with the shipped weights (benchmarks/RESULTS.md): with heatmaps as
+# wide as these, profile matching moves points away more often than toward the truth.
+DEFAULT_REFINE: RefineMethod = "snap"
 
 
 @dataclass

@@ -2,22 +2,26 @@
 own subcommands; every command only wires the package's functions together.
 
 User errors (a bad file, folder or flag) print one line and exit with code 2; ``--debug`` shows the
-traceback instead.
+traceback instead. SIGINT and SIGTERM end a command with "interrupted" and exit 130 or 143 (128 plus
+the signal); writers clean up their temporary files as the interruption passes through them, and the
+outputs already written stay.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from facegraph import __version__
 from facegraph.cli import general, image, mesh
 from facegraph.errors import InputError
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 GROUPS = {
     "eval": ("evaluate a model with a published protocol", "BENCHMARK"),
     "train": ("train a model", "MODEL"),
@@ -26,15 +30,22 @@ GROUPS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose errors are one line, as the commands' are (``--help`` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--debug",
         action="store_true",
         default=argparse.SUPPRESS,
         help="show tracebacks instead of one-line errors",
     )
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="facegraph", parents=[common], description="Facial landmarks in photos and on 3D face scans."
     )
     parser.add_argument("--version", action="version", version=f"facegraph {__version__}")
@@ -49,20 +60,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Interruptions:
+    """While a command runs, SIGINT and SIGTERM raise KeyboardInterrupt in the main thread and are
+    remembered, so an interruption that a library re-raised as an error of its own still ends as one."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict = {}
+
+    def __enter__(self) -> _Interruptions:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self._interrupt) for sig in self.SIGNALS}
+        return self
+
+    def _interrupt(self, signum: int, frame: object) -> None:
+        self.received = signum
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def exit_code(self) -> int:
+        return 128 + (self.received or signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        args.run(args)
-    except InputError as exc:
-        if getattr(args, "debug", False):
-            raise
-        print(f"facegraph: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("facegraph: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # the reader (e.g. `| head`) left early: stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    args = argparse.Namespace()
+    with _Interruptions() as interruptions:
+        try:
+            args = build_parser().parse_args(argv)
+            args.run(args)
+        except InputError as exc:
+            if getattr(args, "debug", False):
+                raise
+            print(f"facegraph: error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt) and interruptions.received is None:
+                return _other_failure(exc)
+            if getattr(args, "debug", False):
+                raise
+            print("facegraph: interrupted", file=sys.stderr)
+            return interruptions.exit_code()
+    return 0
+
+
+def _other_failure(exc: BaseException) -> int:
+    """A broken pipe ends the command quietly, as Unix tools do when their reader (e.g. ``| head``)
+    leaves early; anything else is a bug, shown with its traceback."""
+    if not isinstance(exc, BrokenPipeError):
+        raise exc
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

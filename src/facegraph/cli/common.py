@@ -4,30 +4,47 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Generic, TextIO, TypeVar
+from typing import TYPE_CHECKING, Generic, TextIO, TypeVar
 
 from facegraph.errors import InputError
+
+if TYPE_CHECKING:
+    from facegraph.io.outputs import OutputPlan
 
 Result = TypeVar("Result")
 STDOUT = "-"  # as a --json path: standard output
 
 
-def check_output_folder(*paths: str | None, inputs: list[Path] = ()) -> None:
-    """Fail before a long run, not after it, when an output's folder does not exist, or when an output
-    is one of the run's ``inputs`` ("-" is standard output)."""
-    read = {path.resolve() for path in inputs}
-    for path in paths:
-        if path in (None, STDOUT):
-            continue
-        target = Path(path).resolve()
-        if not target.parent.is_dir():
-            raise InputError("cannot write: the folder does not exist", target.parent)
-        if target in read:
-            raise InputError("is an input of this run: an output would overwrite it", path)
+def plan_outputs(
+    args: argparse.Namespace, *files: str | None, inputs: Iterable = (), input_folders: Iterable = ()
+) -> OutputPlan:
+    """Check, before any work, the files a command will write (None: not asked for; "-": standard
+    output) against the output policy of ``facegraph.io.outputs``; add more to the plan returned."""
+    from facegraph.io.outputs import OutputPlan
+
+    plan = OutputPlan(inputs, input_folders, overwrite=getattr(args, "overwrite", False))
+    for path in files:
+        if path not in (None, STDOUT):
+            plan.file(path)
+    return plan
+
+
+def check_run_folder(plan: OutputPlan, args: argparse.Namespace) -> Path:
+    """A trainer's ``--out``: a folder holding an earlier run is continued with --resume, or started
+    afresh with --overwrite, never silently replaced."""
+    from facegraph.training.loop import CHECKPOINT
+
+    out = plan.folder(args.out)
+    if (out / CHECKPOINT).is_file() and not (args.resume or plan.overwrite):
+        raise InputError(
+            f"holds a training run ({CHECKPOINT}): pass --resume to continue it or --overwrite to start"
+            " afresh",
+            out,
+        )
+    return out
 
 
 def emit_report(path: str, report: dict) -> None:
@@ -45,19 +62,15 @@ def text_stream(args: argparse.Namespace) -> TextIO:
     return sys.stderr if getattr(args, "json", None) == STDOUT else sys.stdout
 
 
-def make_folder(path: str | None) -> Path | None:
-    """The output folder, created if needed (None when not asked for); one line when it cannot be."""
+def make_folder(path: str | Path | None) -> Path | None:
+    """The output folder (checked by ``plan_outputs``), created if needed; None when not asked for."""
     if path is None:
         return None
     folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise InputError("is a file, not a folder for the outputs", folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the output folder ({exc.strerror or exc})", folder) from None
-    if not os.access(folder, os.W_OK):
-        raise InputError("the output folder is not writable", folder)
     return folder
 
 
@@ -162,6 +175,15 @@ def add_quiet(parser: argparse.ArgumentParser, help: str = "no progress bar") ->
     parser.add_argument("--quiet", action="store_true", help=help)
 
 
+def add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files that facegraph did not write (never this run's inputs, nor an"
+        " annotation beside a photo or scan)",
+    )
+
+
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", help="cpu, cuda or cuda:N (default: the GPU when one is present, else the CPU)"
@@ -181,6 +203,7 @@ def add_run_options(parser: argparse.ArgumentParser, configs: str, default: str,
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    add_overwrite(parser)
 
 
 MIRROR_AVERAGE_HELP = (

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from facegraph.cli.common import check_output_folder
+from facegraph.cli.common import add_overwrite, plan_outputs
 from facegraph.errors import InputError
 
 
@@ -18,9 +17,12 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 def cmd_convert(args: argparse.Namespace) -> None:
     from facegraph.io.landmarks import read_landmarks, write_landmarks
-    from facegraph.schemes import convert
+    from facegraph.schemes import convert, list_schemes
 
-    check_output_folder(args.output, inputs=[Path(args.input)])
+    if args.scheme is not None and args.scheme not in list_schemes():
+        # the file would name a scheme that no reader accepts back
+        raise InputError(f"unknown --scheme {args.scheme!r} (known: {', '.join(list_schemes())})", args.input)
+    plan_outputs(args, args.output, inputs=[args.input])
     landmarks = read_landmarks(args.input, scheme=args.scheme)
     if args.to:
         try:
@@ -32,9 +34,13 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from facegraph.demo import run_demo
+    from facegraph.demo import demo_outputs, run_demo
 
-    run_demo(Path(args.out))
+    plan = plan_outputs(args)
+    out = plan.folder(args.out)
+    for path in demo_outputs(out).values():
+        plan.file(path)
+    run_demo(out)
 
 
 def register(groups: dict, common: argparse.ArgumentParser) -> None:
@@ -52,8 +58,10 @@ def register(groups: dict, common: argparse.ArgumentParser) -> None:
     convert.add_argument("output", help="output file; the format follows its suffix")
     convert.add_argument("--scheme", help="the input's scheme when its point count is ambiguous")
     convert.add_argument("--to", help="target scheme, e.g. five, ibug51, aflw21")
+    add_overwrite(convert)
     convert.set_defaults(run=cmd_convert)
 
     demo = commands.add_parser("demo", parents=[common], help="run what facegraph can do on bundled inputs")
     demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    add_overwrite(demo)
     demo.set_defaults(run=cmd_demo)

@@ -11,19 +11,21 @@ from facegraph.cli.common import (
     MIRROR_AVERAGE_HELP,
     EachFile,
     add_device,
+    add_overwrite,
     add_quiet,
     add_run_options,
-    check_output_folder,
+    check_run_folder,
     count,
     emit_report,
     expand_paths,
     finite_float,
     make_folder,
+    plan_outputs,
     table,
     text_stream,
 )
-from facegraph.datasets.faces68 import PHOTO_SUFFIXES
 from facegraph.errors import InputError
+from facegraph.formats import PHOTO_SUFFIXES
 
 
 def _photo_model(args: argparse.Namespace):
@@ -37,14 +39,18 @@ def _photo_model(args: argparse.Namespace):
 def cmd_image(args: argparse.Namespace) -> None:
     from facegraph.geometry.crops import parse_box
     from facegraph.image import FaceAnalyzer
-    from facegraph.image.outputs import face_summary, photo_record, write_photo_outputs
+    from facegraph.image.outputs import face_summary, photo_output_paths, photo_record, write_photo_outputs
     from facegraph.io import read_image
 
     photos = expand_paths(args.images, PHOTO_SUFFIXES, "photo", skip_under=args.out)
     box = None if args.box is None else parse_box(args.box)[None]
-    check_output_folder(args.json, inputs=photos)
     if args.mesh and not args.out:
         raise InputError("--mesh writes one OBJ per face into --out DIR: pass --out")
+    plan = plan_outputs(args, args.json, inputs=[*photos, args.weights, args.onnx])
+    if args.out:
+        for photo in photos:
+            for path in photo_output_paths(plan.folder(args.out), photo):
+                plan.file(path, str(photo))
     out = make_folder(args.out)
     analyzer = FaceAnalyzer(_photo_model(args), args.detector, device=args.device, min_score=args.min_score)
     if args.mesh:
@@ -72,7 +78,7 @@ def cmd_eval_aflw2000(args: argparse.Namespace) -> None:
     from facegraph.datasets.aflw2000_3d import load_aflw2000
     from facegraph.evaluation.aflw2000 import evaluate_aflw2000, summary_rows
 
-    check_output_folder(args.json, args.plot)
+    plan_outputs(args, args.json, args.plot, **_model_inputs(args))
     dataset = load_aflw2000(args.data)
     result = evaluate_aflw2000(dataset, _photo_model(args), args.model, args.batch_size, not args.quiet)
     report = result.report
@@ -94,7 +100,7 @@ def cmd_eval_300w(args: argparse.Namespace) -> None:
     from facegraph.datasets.faces68 import load_faces68
     from facegraph.evaluation.faces68 import evaluate_faces68, summary_rows
 
-    check_output_folder(args.json, args.plot)
+    plan_outputs(args, args.json, args.plot, **_model_inputs(args, args.images))
     dataset = load_faces68(args.data, images=args.images)
     result = evaluate_faces68(
         dataset, _photo_model(args), args.model, boxes=args.boxes, progress=not args.quiet
@@ -105,6 +111,14 @@ def cmd_eval_300w(args: argparse.Namespace) -> None:
     print(table(summary_rows(report)), file=lines)
     title = f"{report['dataset']}, {args.model}"
     _write_report_and_plot(args, report, result.curves(), report["threshold"], title)
+
+
+def _model_inputs(args: argparse.Namespace, *folders: str | None) -> dict:
+    """What an evaluation reads: its model's files and its data (every file under ``--data``)."""
+    return {
+        "inputs": [args.data, args.weights, args.onnx],
+        "input_folders": [args.data, args.bfm, *folders],
+    }
 
 
 def _write_report_and_plot(
@@ -123,7 +137,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> None:
     from facegraph.image.synergynet import SynergyRegressor
     from facegraph.registry import load_model
 
-    check_output_folder(args.output)
+    calibration = args.calibration or []
+    plan_outputs(args, args.output, inputs=[args.weights, *calibration], input_folders=calibration)
     if args.int8 and not args.calibration:
         raise InputError("--int8 needs --calibration DIR: photos of faces to calibrate on")
     model = load_model(args.model, args.weights, args.bfm, device="cpu", kind="image")
@@ -159,6 +174,8 @@ def cmd_train_synergynet(args: argparse.Namespace) -> None:
     init = None if args.init is None else Path(args.init)
     if init is not None and not init.is_file():
         raise InputError("checkpoint not found", init)
+    plan = plan_outputs(args, inputs=[init, args.teacher_weights], input_folders=[*args.aflw, *args.faces68])
+    check_run_folder(plan, args)
     teacher = load_model(args.teacher, weights=args.teacher_weights, bfm=args.bfm, kind="image")
     faces = load_training_faces(args.aflw, args.faces68, progress=not args.quiet)
     morphable = teacher.morphable if args.bfm is None else load_bfm(args.bfm)
@@ -185,8 +202,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_eval_outputs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", help="write the report as JSON here")
+    parser.add_argument("--json", help="write the report as JSON here ('-': standard output)")
     parser.add_argument("--plot", help="write the cumulative error curves as a PNG here")
+    add_overwrite(parser)
     add_quiet(parser)
 
 
@@ -207,6 +225,7 @@ def _register_image(commands, common: argparse.ArgumentParser) -> None:
     image.add_argument("--json", help="write the faces as JSON here ('-': standard output)")
     image.add_argument("--out", help="folder for annotated PNGs, per-photo JSON and meshes")
     image.add_argument("--mesh", action="store_true", help="also write each dense face as OBJ (needs --out)")
+    add_overwrite(image)
     add_quiet(image)
     image.set_defaults(run=cmd_image)
 
@@ -261,6 +280,7 @@ def _register_export(formats, common: argparse.ArgumentParser) -> None:
     onnx.add_argument(
         "--calibration-faces", type=int, default=256, help="faces to calibrate on (default 256)"
     )
+    add_overwrite(onnx)
     add_quiet(onnx)
     onnx.set_defaults(run=cmd_export_onnx)
 

@@ -9,13 +9,15 @@ from facegraph.cli.common import (
     BFM_HELP,
     EachFile,
     add_device,
+    add_overwrite,
     add_quiet,
     add_run_options,
-    check_output_folder,
+    check_run_folder,
     emit_report,
     expand_paths,
     finite_float,
     make_folder,
+    plan_outputs,
     table,
     text_stream,
 )
@@ -34,14 +36,22 @@ def _convention(args: argparse.Namespace):
     return load_convention(args.offsets, args.markup_rules)
 
 
+def _landmarker_inputs(args: argparse.Namespace, files: list = (), folder: str | None = None) -> dict:
+    """What a scan command reads besides its outputs: the scans, the weights and the convention."""
+    return {"inputs": [*files, args.weights, getattr(args, "offsets", None)], "input_folders": [folder]}
+
+
 def cmd_mesh(args: argparse.Namespace) -> None:
-    from facegraph.io.meshes import MESH_SUFFIXES, read_mesh
-    from facegraph.mesh.outputs import check_scan_outputs, scan_report, scan_summary, write_scan_outputs
+    from facegraph.formats import MESH_SUFFIXES
+    from facegraph.io.meshes import read_mesh
+    from facegraph.mesh.outputs import scan_output_paths, scan_report, scan_summary, write_scan_outputs
 
     paths = expand_paths(args.scans, MESH_SUFFIXES, "mesh")
-    check_output_folder(args.json, inputs=paths)
+    plan = plan_outputs(args, args.json, **_landmarker_inputs(args, paths))
     if args.out:
-        check_scan_outputs(Path(args.out), paths)
+        for path in paths:
+            for output in scan_output_paths(plan.folder(args.out), path):
+                plan.file(output, str(path))
     out = make_folder(args.out)
     landmarker, convention = _landmarker(args), _convention(args)
 
@@ -67,7 +77,7 @@ def cmd_eval_mesh(args: argparse.Namespace) -> None:
     from facegraph.evaluation.meshes import error_curves, evaluate_scans
     from facegraph.mesh.checks import MM_PER_UNIT
 
-    check_output_folder(args.json, args.plot)
+    plan_outputs(args, args.json, args.plot, **_landmarker_inputs(args, [args.data], args.data))
     records = annotated_records(args.data)
     landmarker, convention = _landmarker(args), _convention(args)
     report = evaluate_scans(
@@ -92,6 +102,7 @@ def cmd_eval_mesh(args: argparse.Namespace) -> None:
 
 def cmd_train_mesh(args: argparse.Namespace) -> None:
     from facegraph.datasets.scan_cache import cached_scans
+    from facegraph.datasets.synthetic_faces import dense_bfm
     from facegraph.training.mesh import check_warp, train_mesh, training_config
 
     config = training_config(
@@ -101,10 +112,13 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
     init = Path(args.init) if args.init else None
     if init is not None and not init.is_file():
         raise InputError("weights file not found", init)
-    out = make_folder(args.out)
+    out = check_run_folder(plan_outputs(args, inputs=[init], input_folders=[args.bfm]), args)
+    # A new run needs the BFM: check it before creating the folder (a resumed one reads its caches).
+    bfm = args.bfm if args.resume and out.is_dir() else dense_bfm(args.bfm)
+    make_folder(out)
     progress = not args.quiet
-    train = cached_scans(args.bfm, out, args.scans, args.seed, "train", args.warp, progress)
-    val = cached_scans(args.bfm, out, args.val_scans, args.seed + 7919, "val", args.warp, progress)
+    train = cached_scans(bfm, out, args.scans, args.seed, "train", args.warp, progress)
+    val = cached_scans(bfm, out, args.val_scans, args.seed + 7919, "val", args.warp, progress)
     result = train_mesh(
         config, train, val, out, seed=args.seed, resume=args.resume, max_minutes=args.max_minutes,
         workers=args.workers, init=init,
@@ -116,7 +130,10 @@ def cmd_train_mesh(args: argparse.Namespace) -> None:
 def cmd_fit_mesh_offsets(args: argparse.Namespace) -> None:
     from facegraph.training import mesh_offsets
 
-    check_output_folder(args.out, args.plot)
+    plan_outputs(
+        args, args.out, args.plot, inputs=[args.weights, args.mean_face, args.teacher_weights],
+        input_folders=[args.data, args.photos, args.bfm],
+    )  # fmt: skip
     landmarker = mesh_offsets.convention_landmarker(args.weights, args.device)
     canonical = landmarker.canonical_landmarks
     if args.photos:
@@ -143,12 +160,13 @@ def cmd_fit_mesh_prior(args: argparse.Namespace) -> None:
     from facegraph.morphable.bfm import resolve_bfm_folder
     from facegraph.training.mesh_prior import add_shape_prior, describe_prior
 
-    check_output_folder(args.out)
+    plan_outputs(args, args.out, inputs=[args.weights], input_folders=[args.bfm])
+    recipe = {"n_scans": args.scans, "seed": args.seed, "off_model_mm": args.off_model_mm}
+    recipe = {key: value for key, value in recipe.items() if value is not None}
     prior = add_shape_prior(
-        args.weights, resolve_bfm_folder(args.bfm), args.out, n_scans=args.scans, seed=args.seed,
-        off_model_mm=args.off_model_mm, progress=not args.quiet,
-    )  # fmt: skip
-    print(f"{describe_prior(prior)} ({args.scans} scans) -> {args.out}")
+        args.weights, resolve_bfm_folder(args.bfm), args.out, progress=not args.quiet, **recipe
+    )
+    print(f"{describe_prior(prior)} -> {args.out}")
 
 
 OFFSETS_HELP = (
@@ -163,8 +181,7 @@ MARKUP_RULES_HELP = (
 
 
 def _add_landmarker_args(parser: argparse.ArgumentParser, conventions: bool = True) -> None:
-    from facegraph.mesh.landmarker import DEFAULT_REFINE
-    from facegraph.mesh.refine import REFINE_METHODS
+    from facegraph.types import DEFAULT_REFINE, REFINE_METHODS
 
     parser.add_argument(
         "--refine",
@@ -196,8 +213,12 @@ def _register_mesh(commands, benchmarks, common: argparse.ArgumentParser) -> Non
     )
     mesh.add_argument("scans", nargs="+", help="mesh files (.obj .ply .stl .off) or folders of them")
     _add_landmarker_args(mesh)
-    mesh.add_argument("--json", help="write the landmarks as JSON here (several scans: a list under 'scans')")
+    mesh.add_argument(
+        "--json",
+        help="write the landmarks as JSON here (several scans: a list under 'scans'; '-': standard output)",
+    )
     mesh.add_argument("--out", help="folder for each scan's landmarks (.json, .pp, _landmarks.ply) and a PNG")
+    add_overwrite(mesh)
     mesh.set_defaults(run=cmd_mesh)
 
     evaluate = benchmarks.add_parser(
@@ -207,8 +228,9 @@ def _register_mesh(commands, benchmarks, common: argparse.ArgumentParser) -> Non
         "--data", required=True, help="folder of meshes (mm) with landmark files of the same stem"
     )
     _add_landmarker_args(evaluate)
-    evaluate.add_argument("--json", help="write the report as JSON here")
+    evaluate.add_argument("--json", help="write the report as JSON here ('-': standard output)")
     evaluate.add_argument("--plot", help="write the cumulative error curves as a PNG here")
+    add_overwrite(evaluate)
     evaluate.set_defaults(run=cmd_eval_mesh)
 
 
@@ -275,13 +297,12 @@ def _register_fit_offsets(fitters, common: argparse.ArgumentParser) -> None:
     )
     fit.add_argument("--out", required=True, help="the offsets' JSON file, for --offsets")
     fit.add_argument("--plot", help="also draw the offsets on the mean face (PNG)")
+    add_overwrite(fit)
     _add_landmarker_args(fit, conventions=False)
     fit.set_defaults(run=cmd_fit_mesh_offsets)
 
 
 def _register_fit_prior(fitters, common: argparse.ArgumentParser) -> None:
-    from facegraph.training import mesh_prior
-
     fit = fitters.add_parser(
         "mesh-prior",
         parents=[common],
@@ -290,19 +311,15 @@ def _register_fit_prior(fitters, common: argparse.ArgumentParser) -> None:
     fit.add_argument("--weights", required=True, help="two-pass mesh landmarker weights (.safetensors)")
     fit.add_argument("--bfm", help="BFM folder with dense bases (default: $FACEGRAPH_BFM)")
     fit.add_argument("--out", required=True, help="the weights with the prior (.safetensors)")
-    fit.add_argument(
-        "--scans",
-        type=int,
-        default=mesh_prior.DEFAULT_SCANS,
-        help="synthetic scans the network's noise is measured on",
-    )
-    fit.add_argument("--seed", type=int, default=mesh_prior.DEFAULT_SEED)
+    # Defaults (None here) are the shipped prior's recipe, in facegraph.training.mesh_prior.
+    fit.add_argument("--scans", type=int, help="synthetic scans the network's noise is measured on")
+    fit.add_argument("--seed", type=int, help="seed of those scans")
     fit.add_argument(
         "--off-model-mm",
         type=finite_float,
-        default=mesh_prior.DEFAULT_OFF_MODEL_MM,
         help="spread of shape beyond the BFM's components, mm per coordinate",
     )
+    add_overwrite(fit)
     add_quiet(fit)
     fit.set_defaults(run=cmd_fit_mesh_prior)
 

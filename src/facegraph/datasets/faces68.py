@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from facegraph.errors import InputError
+from facegraph.formats import PHOTO_SUFFIXES
 from facegraph.io.landmarks import read_pts
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm")
 DEFAULT_NORMS = {"corners": 8.0, "pupils": 8.0}
 
 

@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from facegraph.errors import InputError
+from facegraph.formats import MESH_SUFFIXES, SCAN_LANDMARK_SUFFIXES
 from facegraph.io.landmarks import read_landmarks
-from facegraph.io.meshes import MESH_SUFFIXES, read_mesh
+from facegraph.io.meshes import read_mesh
 from facegraph.types import Mesh
 
 N_LANDMARKS = 68
-LANDMARK_SUFFIXES = (".json", ".ljson", ".pp", ".csv")
-"""Landmark formats that hold 3D points (``.pts`` is 2D only)."""
 FACESCAPE_INDICES = "landmark_indices.npz"
 FACESCAPE_KEY = "v10"
 _FACESCAPE_NAME = re.compile(r"(\d+)_([a-z_]+)\.obj", re.IGNORECASE)
@@ -79,7 +78,7 @@ def _read_scan_landmarks(path: Path) -> np.ndarray:
 
 def _landmark_file(folder: Path, stem: str, mesh_path: Path) -> Path | None:
     """The one landmark file named ``<stem>.<ext>`` in ``folder``, or None."""
-    found = [folder / (stem + s) for s in LANDMARK_SUFFIXES if (folder / (stem + s)).is_file()]
+    found = [folder / (stem + s) for s in SCAN_LANDMARK_SUFFIXES if (folder / (stem + s)).is_file()]
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise InputError(f"several landmark files for this mesh ({names}); keep one", mesh_path)

@@ -72,16 +72,23 @@ CLEAN = Augmentation(
 )
 
 
+def dense_bfm(bfm: MorphableModel | str | Path | None) -> MorphableModel:
+    """The BFM (loaded from a folder when given one), refused unless it has the dense bases and
+    triangles that synthetic faces are drawn from."""
+    model = bfm if isinstance(bfm, MorphableModel) else load_bfm(bfm)
+    if model.triangles is None or not model.has_dense:
+        raise InputError(
+            "synthetic faces need the BFM's dense bases and triangles (../shared/tools/get-bfm-bases)",
+            bfm if isinstance(bfm, str | Path) else None,
+        )
+    return model
+
+
 class SyntheticFaces:
     """Draws synthetic scans from a BFM folder with dense bases (see docs/data-layouts.md)."""
 
     def __init__(self, bfm: MorphableModel | str | None = None, augmentation: Augmentation | None = None):
-        model = bfm if isinstance(bfm, MorphableModel) else load_bfm(bfm)
-        if model.triangles is None or not model.has_dense:
-            raise InputError(
-                "synthetic faces need the BFM's dense bases and triangles (../shared/tools/get-bfm-bases)",
-                bfm if isinstance(bfm, str | Path) else None,
-            )
+        model = dense_bfm(bfm)
         self.mean = model.mean.numpy().astype(np.float64) / MICRONS_PER_MM
         self.shape_basis = model.shape_basis.numpy().astype(np.float64) / MICRONS_PER_MM
         self.expression_basis = model.expression_basis.numpy().astype(np.float64) / MICRONS_PER_MM

@@ -30,6 +30,7 @@ from facegraph.extras import require
 from facegraph.image.crop_regressor import CropPrediction
 from facegraph.image.synergynet import SynergyRegressor
 from facegraph.io.atomic import atomic_path
+from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
 
 OUTPUTS = ("params", "landmarks")
 PARITY_TOLERANCE = 1e-3  # largest absolute difference allowed between the two runtimes' outputs
@@ -68,6 +69,7 @@ def _quiet_exporter() -> Iterator[None]:
 def _set_metadata(path: Path, values: dict[str, str]) -> None:
     onnx = require("onnx", "export", "ONNX export")
 
+    values = {GENERATOR_KEY: GENERATOR, **values}
     graph = onnx.load(str(path))
     kept = [p for p in graph.metadata_props if p.key not in values]
     del graph.metadata_props[:]

@@ -3,6 +3,7 @@ photo and each face's dense mesh."""
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +34,18 @@ def face_summary(photo: Path, index: int, face: Face) -> str:
     )
 
 
+def photo_output_paths(out: Path, photo: Path) -> list[Path]:
+    """The files ``write_photo_outputs`` writes for ``photo`` that can be named before its faces are
+    found, and the face meshes an earlier run left there (which a new run may replace)."""
+    earlier = sorted(out.glob(f"{glob.escape(photo.stem)}-face*.obj")) if out.is_dir() else []
+    return [out / f"{photo.stem}-annotated.png", out / f"{photo.stem}.json", *earlier]
+
+
 def write_photo_outputs(out: Path, photo: Path, rgb: np.ndarray, faces: list[Face], record: dict) -> None:
     """``<stem>-annotated.png``, ``<stem>.json`` and, for faces with a dense mesh, ``<stem>-faceN.obj``."""
-    write_image(out / f"{photo.stem}-annotated.png", annotate_faces(rgb, faces))
-    write_report(out / f"{photo.stem}.json", record)
+    annotated, report = photo_output_paths(out, photo)[:2]
+    write_image(annotated, annotate_faces(rgb, faces))
+    write_report(report, record)
     for i, face in enumerate(faces):
         if face.mesh_vertices is not None:
             write_mesh(out / f"{photo.stem}-face{i + 1}.obj", Mesh(face.mesh_vertices, face.mesh_faces))

@@ -10,6 +10,7 @@ always comes from the parameters' camera.
 from __future__ import annotations
 
 import json
+import math
 from importlib import resources
 from pathlib import Path
 
@@ -22,11 +23,14 @@ from facegraph.errors import InputError
 from facegraph.geometry.crops import crop_to_image
 from facegraph.image.crop_regressor import CropPrediction, CropRegressor, poses_from_params
 from facegraph.io.atomic import atomic_path
-from facegraph.morphable.bfm import N_LANDMARKS, MorphableModel, ParamWhitening
+from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
+from facegraph.io.weights import SYNERGYNET, check_model, check_state_dict, shapes_of
+from facegraph.morphable.bfm import N_LANDMARKS, N_PARAMS, MorphableModel, ParamWhitening
 from facegraph.nn.synergynet import SynergyNet
 
 BUNDLED_NAME = "synergynet.safetensors"
 STAT_KEYS = ("param_mean", "param_std", "landmark_mean", "landmark_std")
+STAT_SHAPES = dict(zip(STAT_KEYS, [(N_PARAMS,)] * 2 + [(3 * N_LANDMARKS,)] * 2, strict=True))
 
 
 def bundled_weights() -> Path:
@@ -102,7 +106,8 @@ def save_synergynet(
     stats = (whitening.mean, whitening.std, landmark_whitening.mean, landmark_whitening.std)
     for key, value in zip(STAT_KEYS, stats, strict=True):
         tensors[key] = torch.as_tensor(value, dtype=torch.float32).contiguous()
-    metadata = {"model": "synergynet", "width": str(width), "figures": json.dumps(figures)}
+    metadata = {GENERATOR_KEY: GENERATOR, "model": "synergynet", "width": str(width)}
+    metadata["figures"] = json.dumps(figures)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
@@ -117,18 +122,18 @@ def load_synergynet(weights: str | Path | None, morphable: MorphableModel | None
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
+        check_model(metadata, SYNERGYNET, path)
+        width = float(metadata.get("width", "nan"))
         tensors = load_file(str(path))
-        width = float(metadata["width"])
-        stats = [tensors.pop(key).numpy() for key in STAT_KEYS]
-    except (SafetensorError, KeyError, ValueError, OSError) as exc:
+    except (SafetensorError, ValueError, OSError) as exc:
         raise InputError(f"not SynergyNet weights ({exc})", path) from None
+    if not 0 < width < math.inf:
+        raise InputError("not SynergyNet weights (no usable width in its metadata)", path)
     network = SynergyNet(width)
-    try:
-        network.load_state_dict({k.removeprefix("network."): v for k, v in tensors.items()})
-    except RuntimeError as exc:
-        raise InputError(
-            f"weights do not fit SynergyNet x{width:g}: {str(exc).splitlines()[0]}", path
-        ) from None
+    expected = {**shapes_of(network, "network."), **STAT_SHAPES}
+    check_state_dict(tensors, expected, path, f"weights do not fit SynergyNet x{width:g}")
+    stats = [tensors.pop(key).numpy() for key in STAT_KEYS]
+    network.load_state_dict({k.removeprefix("network."): v for k, v in tensors.items()})
     network.eval().to(memory_format=torch.channels_last)
     regressor = SynergyRegressor(
         network, ParamWhitening(*stats[:2]), LandmarkWhitening(*stats[2:]), morphable

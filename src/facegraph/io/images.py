@@ -19,13 +19,16 @@ inside the error handling, with Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` lef
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from facegraph.errors import InputError
 from facegraph.io.atomic import atomic_path
+from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
 
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
@@ -38,21 +41,33 @@ def read_image(path: str | Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise InputError("the file is empty", path)
     try:
-        with Image.open(path) as img:
-            img.load()
-            upright = ImageOps.exif_transpose(img)
+        # Pillow warns of a possible decompression bomb above Image.MAX_IMAGE_PIXELS, which some phone
+        # cameras' photos exceed: those are read quietly. It refuses twice as many, reported below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:  # leaving it closes the file; the loaded pixels stay
+                img.load()
+                ImageOps.exif_transpose(img, in_place=True)  # in place: a large photo is not copied
     except UnidentifiedImageError as exc:
         raise InputError("not an image, or in a format Pillow cannot read", path) from exc
     except Image.DecompressionBombError as exc:
-        raise InputError(_first_line(exc, "the image is too large"), path) from exc
+        raise InputError(_too_large(exc), path) from exc
     except PermissionError as exc:
         raise InputError("cannot read: permission denied", path) from exc
     except Exception as exc:  # Pillow's decoders raise many kinds of error on a corrupt file
         raise InputError(f"cannot decode the image ({_first_line(exc, type(exc).__name__)})", path) from exc
-    rgb = _to_rgb(upright, path)
+    rgb = _to_rgb(img, path)
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise InputError(f"the image is empty ({rgb.shape[1]}x{rgb.shape[0]} pixels)", path)
     return rgb
+
+
+def _too_large(exc: Image.DecompressionBombError) -> str:
+    """Pillow's refusal of an image with too many pixels, in one line with the sizes in megapixels."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(found[1]) / 1e6:,.0f} megapixels" if found else "too many pixels"
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+    return f"the image is too large to read safely ({size}; the limit is {limit:,.0f} megapixels)"
 
 
 def _first_line(exc: BaseException, fallback: str) -> str:
@@ -93,6 +108,11 @@ def write_image(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:
         raise InputError(f"unknown image format {path.suffix!r}; use e.g. .png or .jpg", path)
     img = Image.fromarray(rgb, "RGB")
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if fmt == "PNG":
+        options["pnginfo"] = PngImagePlugin.PngInfo()
+        options["pnginfo"].add_text(GENERATOR_KEY, GENERATOR)
+    elif fmt == "JPEG":
+        options["comment"] = f"{GENERATOR_KEY} {GENERATOR}"
     with atomic_path(path) as temp:
         try:
             img.save(temp, format=fmt, **options)

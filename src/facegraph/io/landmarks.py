@@ -46,6 +46,7 @@ import numpy as np
 
 from facegraph.errors import InputError
 from facegraph.io.atomic import write_atomic
+from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
 from facegraph.schemes import get_scheme, list_schemes
 from facegraph.types import Landmarks
 
@@ -367,6 +368,7 @@ def write_ljson(path: str | Path, landmarks: Landmarks) -> None:
         [float(v) for v in p] if keep else [None] * landmarks.dim for p, keep in zip(pts, ok, strict=True)
     ]
     doc = {
+        GENERATOR_KEY: GENERATOR,
         "version": 2,
         "landmarks": {"points": rows, "connectivity": []},
         "labels": _ljson_labels(landmarks.scheme, landmarks.n_points),
@@ -408,7 +410,7 @@ def write_pp(path: str | Path, landmarks: Landmarks) -> None:
     path = Path(path)
     if landmarks.dim != 3:
         raise InputError(".pp holds 3D points only; use .pts, .ljson, .json or .csv for 2D", path)
-    lines = ["<!DOCTYPE PickedPoints>", "<PickedPoints>"]
+    lines = ["<!DOCTYPE PickedPoints>", f"<!-- {GENERATOR_KEY} {GENERATOR} -->", "<PickedPoints>"]
     for k, (p, vis) in enumerate(zip(landmarks.points, landmarks.visible, strict=True)):
         finite = bool(np.isfinite(p).all())
         x, y, z = (_fmt(v) for v in p) if finite else ("0", "0", "0")
@@ -466,6 +468,7 @@ def write_json(path: str | Path, landmarks: Landmarks) -> None:
     """Write the project's landmark JSON (non-finite coordinates become null)."""
     rows = [json.dumps([float(v) if math.isfinite(v) else None for v in p]) for p in landmarks.points]
     parts = [
+        f'  "{GENERATOR_KEY}": {json.dumps(GENERATOR)}',
         f'  "scheme": {json.dumps(landmarks.scheme)}',
         '  "points": [\n    ' + ",\n    ".join(rows) + "\n  ]",
         f'  "visible": {json.dumps([bool(v) for v in landmarks.visible])}',

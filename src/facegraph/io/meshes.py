@@ -7,6 +7,7 @@ STL stores each triangle's corners separately, so an STL mesh has three vertices
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from pathlib import Path
@@ -15,10 +16,10 @@ import numpy as np
 import trimesh
 
 from facegraph.errors import InputError
+from facegraph.formats import MESH_SUFFIXES
 from facegraph.io.atomic import write_atomic
+from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
 from facegraph.types import Mesh
-
-MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off")
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -142,8 +143,9 @@ def read_mesh(path: str | Path, normals: bool = True) -> Mesh:
     # For OBJ, keep the file's vertex list as it is: by default trimesh splits vertices along texture
     # seams, which changes their count and order (james.obj: 6,393 vertices in the file, 6,680 after).
     options = {"maintain_order": True, "skip_materials": True} if path.suffix.lower() == ".obj" else {}
+    source = _trimesh_source(path)
     try:
-        loaded = trimesh.load(path, process=False, force=None, **options)
+        loaded = trimesh.load(source, file_type=path.suffix.lower()[1:], process=False, force=None, **options)
     except Exception as exc:  # trimesh's parsers raise many kinds of error on a bad file
         text = str(exc).strip().splitlines()
         raise InputError(f"not a readable mesh ({text[0] if text else type(exc).__name__})", path) from exc
@@ -155,11 +157,11 @@ def read_mesh(path: str | Path, normals: bool = True) -> Mesh:
     if not meshes and not clouds:
         raise InputError("contains no mesh or point cloud (empty, or not a mesh file)", path)
     if clouds:
-        vertices = np.concatenate([np.asarray(c.vertices, dtype=np.float64).reshape(-1, 3) for c in clouds])
+        vertices = np.concatenate([_xyz(c.vertices, path) for c in clouds])
         _check_vertices(vertices, path)
         return Mesh(vertices)
     single = meshes[0] if len(meshes) == 1 else trimesh.util.concatenate(meshes)
-    vertices = np.asarray(single.vertices, dtype=np.float64).reshape(-1, 3)
+    vertices = _xyz(single.vertices, path)
     faces = np.asarray(single.faces, dtype=np.int64).reshape(-1, 3)
     _check_vertices(vertices, path)
     if len(faces) == 0:
@@ -176,6 +178,127 @@ def _check_vertices(vertices: np.ndarray, path: Path) -> None:
     finite = np.isfinite(vertices).all(axis=1)
     if not finite.all():
         raise InputError(f"vertex {int(np.flatnonzero(~finite)[0])} has a NaN or infinite coordinate", path)
+
+
+def _xyz(vertices: object, path: Path) -> np.ndarray:
+    """A geometry's vertices as (N, 3) float64. trimesh reads an OBJ cut off inside a vertex line as
+    two coordinates per vertex, which regrouped in threes would be a scrambled scan."""
+    array = np.asarray(vertices, dtype=np.float64)
+    if array.size and (array.ndim != 2 or array.shape[1] != 3):
+        raise InputError(
+            "not a readable mesh (its vertices do not have three coordinates each: truncated?)", path
+        )
+    return array.reshape(-1, 3)
+
+
+# Bytes no text mesh file holds: control characters other than whitespace and the DOS end-of-file mark.
+NOT_TEXT = re.compile(rb"[\x00-\x08\x0e-\x19\x1b-\x1f]")
+TEXT_FORMATS = {".obj": "OBJ", ".off": "OFF", ".stl": "STL"}
+STL_HEADER = 84  # bytes: an 80-byte title, then the triangle count
+STL_TRIANGLE = 50  # bytes per triangle in a binary STL
+PLY_HEADER_LIMIT = 1 << 20  # bytes searched for a PLY header's end
+
+
+def _trimesh_source(path: Path) -> Path | io.BytesIO:
+    """What trimesh should read: the file, or its text decoded beforehand.
+
+    First refuses, in plain words, what trimesh reports obscurely or not at all: binary data in a text
+    format, a binary STL cut short, a PLY without its header, a text PLY or OFF with fewer lines than
+    its header counts, a text STL without its end. Text that is not UTF-8 is decoded here as Latin-1
+    (only ASCII carries meaning in these formats): trimesh would guess its encoding with
+    charset_normalizer, which may not be installed.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".ply":
+        _check_ply(path)
+        return path
+    if suffix == ".stl" and _is_binary_stl(path):
+        return path
+    data = path.read_bytes()
+    if NOT_TEXT.search(data):
+        raise InputError(f"not a readable mesh ({_binary_data_problem(suffix, data)})", path)
+    if suffix == ".off":
+        _check_off_counts(data, path)
+    if suffix == ".stl":
+        _check_stl_text(data, path)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return io.BytesIO(data.decode("latin-1").encode("utf-8"))
+    return path
+
+
+def _is_binary_stl(path: Path) -> bool:
+    """Whether an STL file is binary: as long as the triangle count in its header says."""
+    with path.open("rb") as file:
+        header = file.read(STL_HEADER)
+    count = int.from_bytes(header[80:], "little")
+    return len(header) == STL_HEADER and path.stat().st_size == STL_HEADER + STL_TRIANGLE * count
+
+
+def _binary_data_problem(suffix: str, data: bytes) -> str:
+    """What is wrong with a file of a text format (or an STL of neither kind) that holds binary data."""
+    if suffix != ".stl":
+        return f"not a text {TEXT_FORMATS[suffix]} file: it holds binary data"
+    if len(data) < STL_HEADER:
+        return "not an STL file: binary data, too short for a binary STL"
+    count = int.from_bytes(data[80:STL_HEADER], "little")
+    size = STL_HEADER + STL_TRIANGLE * count
+    return (
+        f"a binary STL of {count:,} triangles, as its header says, is {size:,} bytes, but the file has "
+        f"{len(data):,}: truncated, or not an STL file"
+    )
+
+
+def _check_ply(path: Path) -> None:
+    """Refuse a file that does not start as a PLY file does, whose header has no end, or (in ASCII)
+    with fewer lines than its header counts elements."""
+    with path.open("rb") as file:
+        head = file.read(PLY_HEADER_LIMIT)
+    if b"ply" not in head.split(b"\n", 1)[0]:  # the magic line trimesh checks
+        raise InputError("not a readable mesh (not a PLY file: it does not begin with 'ply')", path)
+    end = re.search(rb"end_header[ \t\r]*(\n|\Z)", head)
+    if end is None:
+        raise InputError("not a readable mesh (the PLY header has no end_header line: truncated?)", path)
+    if not re.search(rb"^format +ascii", head[: end.end()], re.M):
+        return
+    elements = re.findall(rb"^element +(\S+) +(\d+)", head[: end.end()], re.M)
+    counted = ", ".join(f"{int(n):,} {name.decode('latin-1')}" for name, n in elements)
+    body = path.read_bytes()[end.end() :]
+    _check_line_count(body, sum(int(n) for _, n in elements), f"elements ({counted})", path)
+
+
+def _check_line_count(body: bytes, needed: int, counted: str, path: Path) -> None:
+    """Refuse a text body with fewer non-blank lines than its header counts items, one a line (the file
+    was cut short): trimesh drops missing faces without a word and fails obscurely on missing vertices."""
+    lines = sum(1 for line in body.split(b"\n") if line.strip())
+    if lines < needed:
+        raise InputError(
+            f"not a readable mesh (its header counts {counted}, but it has {lines:,} lines for them: "
+            "truncated?)",
+            path,
+        )
+
+
+def _check_off_counts(data: bytes, path: Path) -> None:
+    """Refuse an OFF file without its header, or with fewer lines than the header counts vertices and
+    faces. The header is found as trimesh finds it, at the first ``OFF`` or ``COFF``."""
+    parts = re.split(rb"C?OFF", re.sub(rb"#[^\n]*", b"", data), maxsplit=1)
+    if len(parts) < 2:
+        raise InputError("not a readable mesh (not an OFF file: it has no OFF header)", path)
+    counts_line, _, body = parts[1].lstrip().partition(b"\n")
+    counts = counts_line.split()[:2]
+    if len(counts) < 2 or not all(count.isdigit() for count in counts):
+        raise InputError("not a readable mesh (the OFF header has no vertex and face counts)", path)
+    n_vertices, n_faces = int(counts[0]), int(counts[1])
+    _check_line_count(body, n_vertices + n_faces, f"{n_vertices:,} vertices and {n_faces:,} faces", path)
+
+
+def _check_stl_text(data: bytes, path: Path) -> None:
+    """Refuse a text STL without an ``endsolid`` line (cut short, or not an STL file): trimesh reads
+    only complete solids, and would report none."""
+    if not re.search(rb"endsolid", data, re.IGNORECASE):
+        raise InputError("not a readable mesh (a text STL without its 'endsolid' line: truncated?)", path)
 
 
 def _export_suffix(path: Path) -> str:
@@ -196,6 +319,10 @@ def write_mesh(path: str | Path, mesh: Mesh) -> None:
     if mesh.faces is None:
         if kind == "stl":
             raise InputError("STL cannot hold a point cloud; use .ply", path)
+        if kind == "off":  # trimesh's OFF exporter needs faces
+            rows = "\n".join(" ".join(repr(float(v)) for v in p) for p in mesh.vertices)
+            write_atomic(path, f"OFF\n{len(mesh.vertices)} 0 0\n{rows}\n")
+            return
         geometry = trimesh.PointCloud(mesh.vertices.copy())
     else:
         geometry = trimesh.Trimesh(
@@ -204,7 +331,17 @@ def write_mesh(path: str | Path, mesh: Mesh) -> None:
             vertex_normals=None if mesh.normals is None else mesh.normals.copy(),
             process=False,
         )
-    write_atomic(path, geometry.export(file_type=kind))
+    write_atomic(path, _with_mark(geometry.export(file_type=kind), kind))
+
+
+def _with_mark(data: str | bytes, kind: str) -> str | bytes:
+    """The exported file with facegraph's generator mark, in the formats that hold comments."""
+    if kind == "obj":
+        return f"# {GENERATOR_KEY} {GENERATOR}\n{data}"
+    if kind == "ply":
+        header_end = data.index(b"\n", data.index(b"format ")) + 1
+        return data[:header_end] + f"comment {GENERATOR_KEY} {GENERATOR}\n".encode() + data[header_end:]
+    return data
 
 
 def write_points_ply(path: str | Path, points: np.ndarray) -> None:
@@ -215,7 +352,7 @@ def write_points_ply(path: str | Path, points: np.ndarray) -> None:
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise ValueError(f"write_points_ply expects (N, 3) points, got {pts.shape}")
-    header = ["ply", "format ascii 1.0", f"element vertex {len(pts)}"]
+    header = ["ply", "format ascii 1.0", f"comment {GENERATOR_KEY} {GENERATOR}", f"element vertex {len(pts)}"]
     header += [f"property double {axis}" for axis in "xyz"] + ["end_header"]
     rows = [" ".join(repr(float(v)) for v in p) for p in pts]
     write_atomic(Path(path), "\n".join(header + rows) + "\n")

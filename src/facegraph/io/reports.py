@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from facegraph.io.atomic import write_atomic
+from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
 
 
 def finite_or_null(value: object) -> object:
@@ -26,5 +27,5 @@ def report_text(report: dict) -> str:
 
 
 def write_report(path: str | Path, report: dict) -> None:
-    """Write the report as JSON, atomically."""
-    write_atomic(path, report_text(report) + "\n")
+    """Write the report as JSON, atomically, with facegraph's generator mark first."""
+    write_atomic(path, report_text({GENERATOR_KEY: GENERATOR, **report}) + "\n")

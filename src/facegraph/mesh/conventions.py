@@ -32,6 +32,7 @@ import numpy as np
 from facegraph.errors import InputError
 from facegraph.geometry.rigid import robust_rigid_fit
 from facegraph.io.atomic import write_atomic
+from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
 from facegraph.mesh.markup import MARKUP_RULES, validate_rules
 
 N_LANDMARKS = 68
@@ -101,6 +102,7 @@ def offsets_in_frame(offsets: ConventionOffsets, canonical: np.ndarray, points: 
 def write_offsets(path: str | Path, offsets: ConventionOffsets) -> None:
     """Write offsets as JSON (atomically)."""
     record = {
+        GENERATOR_KEY: GENERATOR,
         "format": FORMAT,
         "scheme": "ibug68",
         "frame": "canonical: +Y up, +Z toward the viewer, millimetres",

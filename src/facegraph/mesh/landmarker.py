@@ -36,14 +36,11 @@ from facegraph.mesh.shape_prior import ShapePrior
 from facegraph.mesh.weights import CANONICAL_KEY, MEAN_KEY, load_weights
 from facegraph.nn.sgcn import StratifiedGcn, decode_heatmaps
 from facegraph.schemes import get_scheme
-from facegraph.types import Landmarks, Mesh
+from facegraph.types import DEFAULT_REFINE, Landmarks, Mesh
 
 DEFAULT_WEIGHTS = "facegraph-mesh.safetensors"
 DENSE_FACTOR = 4  # the scan is sampled once at this many times the network's points; each pass thins that
 REFINE_TOP = 7
-# The refinement that did best with the shipped weights (benchmarks/RESULTS.md): with heatmaps as
-# wide as these, profile matching moves points away more often than toward the truth.
-DEFAULT_REFINE = "snap"
 # The answer is the mean of the second passes' estimates; each re-aligns and thins the scan anew, so
 # their errors partly cancel. The count was chosen on held-out synthetic scans, with and without head
 # context: averaging passes beat keeping the last one, and beyond four more passes gained little.
@@ -89,14 +86,16 @@ class MeshLandmarker:
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device | None = None) -> None:
         self.device = pick_device(device)
-        model, config, arrays, figures = load_weights(weights or bundled_weights())
+        path = weights or bundled_weights()
+        model, config, arrays, figures = load_weights(path)
         self.model: StratifiedGcn = model.to(self.device)
         self.config: MeshConfig = config
         self.mean_landmarks = arrays.get(MEAN_KEY)
         self.canonical_landmarks = arrays.get(CANONICAL_KEY)
-        if config.two_pass and self.canonical_landmarks is None:
-            raise InputError("two-pass weights without their canonical landmarks", weights)
-        self.shape_prior = ShapePrior.from_arrays(arrays)
+        try:
+            self.shape_prior = ShapePrior.from_arrays(arrays)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            raise InputError(f"unusable shape prior ({exc})", path) from None
         self.figures = figures
 
     def _pass(
@@ -145,8 +144,10 @@ class MeshLandmarker:
         clock = time.perf_counter()
         scan, notes = check_scan(mesh, units)
         to_mm = MM_PER_UNIT[scan.units]
-        vertices = scan.vertices * to_mm
-        estimate, top_points, top_heat, scale = self.network_estimate(vertices, scan.faces, seed, timings)
+        # Outlying vertices are left out of everything below; ``index`` maps the vertices searched back.
+        searched, faces, index = scan.searched()
+        vertices = searched * to_mm
+        estimate, top_points, top_heat, scale = self.network_estimate(vertices, faces, seed, timings)
         if shape_prior and self.shape_prior is not None:
             start = time.perf_counter()
             fused = self.shape_prior.fuse(estimate)
@@ -159,20 +160,21 @@ class MeshLandmarker:
             origin = offsets.source or f"{offsets.n_scans} annotated scans"
             notes.append(f"moved by convention offsets from {origin}")
             if offsets.rules:
-                moved, applied = apply_markup_rules(estimate, offsets.rules, vertices, scan.faces)
+                moved, applied = apply_markup_rules(estimate, offsets.rules, vertices, faces)
                 top_points = top_points + (moved - estimate)[:, None, :]
                 estimate = moved
                 notes.extend(applied)
         start = time.perf_counter()
-        method = refine if scan.faces is not None or refine == "none" else "euclidean"
+        method = refine if faces is not None or refine == "none" else "euclidean"
         if method != refine:
             notes.append(f"a point cloud has no surface: refinement {refine!r} fell back to {method!r}")
         result = refine_landmarks(
-            vertices, scan.faces, estimate, top_points, top_heat, self.config.sigma * scale, method
+            vertices, faces, estimate, top_points, top_heat, self.config.sigma * scale, method
         )
         timings["refine"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - clock
-        return MeshLandmarks(result.points / to_mm, result.vertex_indices, result.method, notes, timings)
+        found = index[result.vertex_indices]
+        return MeshLandmarks(result.points / to_mm, found, result.method, notes, timings)
 
     def network_estimate(
         self, vertices: np.ndarray, faces: np.ndarray | None, seed: int = 0, timings: dict | None = None

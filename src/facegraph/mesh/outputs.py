@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facegraph.datasets.scans import LANDMARK_SUFFIXES
-from facegraph.errors import InputError
 from facegraph.io.landmarks import write_json, write_pp
 from facegraph.io.meshes import write_points_ply
 from facegraph.mesh.landmarker import MeshLandmarks
@@ -35,27 +33,15 @@ def scan_summary(path: Path, result: MeshLandmarks) -> str:
 OUTPUT_SUFFIXES = (".json", ".pp", "_landmarks.ply", ".png")
 
 
-def check_scan_outputs(out: Path, paths: list[Path]) -> None:
-    """Refuse, before any work, an output folder where a scan's outputs would replace a landmark file
-    beside the scan: that is its annotation, which ``eval mesh`` reads."""
-    folder = out.resolve()
-    for path in paths:
-        if path.resolve().parent != folder:
-            continue
-        for suffix in OUTPUT_SUFFIXES:
-            target = folder / f"{path.stem}{suffix}"
-            if suffix in LANDMARK_SUFFIXES and target.is_file():
-                raise InputError(
-                    f"--out would overwrite {target.name}, the annotation beside the scan;"
-                    " choose another folder",
-                    path,
-                )
+def scan_output_paths(out: Path, path: Path) -> list[Path]:
+    """The files ``write_scan_outputs`` writes for the scan ``path``, in ``OUTPUT_SUFFIXES`` order."""
+    return [out / f"{path.stem}{suffix}" for suffix in OUTPUT_SUFFIXES]
 
 
 def write_scan_outputs(out: Path, path: Path, mesh: Mesh, result: MeshLandmarks) -> None:
     """``<stem>.json``, ``<stem>_landmarks.ply``, ``<stem>.pp`` and ``<stem>.png`` in ``out``."""
     landmarks = result.to_landmarks()
-    json_path, pp_path, ply_path, png_path = (out / f"{path.stem}{suffix}" for suffix in OUTPUT_SUFFIXES)
+    json_path, pp_path, ply_path, png_path = scan_output_paths(out, path)
     write_json(json_path, landmarks)
     write_points_ply(ply_path, result.points)
     write_pp(pp_path, landmarks)

@@ -25,7 +25,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-REFINE_METHODS = ("none", "snap", "euclidean", "geodesic")
+from facegraph.types import REFINE_METHODS
 
 N_NEAREST = 16  # candidate vertices when none lies within the search radius
 MIN_PATCH_FACES = 4  # smaller geodesic patches fall back to euclidean distances

@@ -18,12 +18,17 @@ estimate stays.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facegraph.geometry.rigid import robust_rigid_fit
 from facegraph.mesh.conventions import canonical_residuals
+
+if TYPE_CHECKING:
+    import torch
 
 N_LANDMARKS = 68
 PRIOR_KEYS = ("shape_prior_mean", "shape_prior_basis", "shape_prior_variances", "shape_prior_noise_mm")
@@ -42,6 +47,9 @@ class ShapePrior:
     off_model_mm: float
 
     def __post_init__(self) -> None:
+        values = (self.mean, self.basis, self.variances, self.noise_mm, self.off_model_mm)
+        if not all(np.isfinite(value).all() for value in values):
+            raise ValueError("the shape prior has NaN or infinite values")
         k = len(self.variances)
         if self.mean.shape != (N_LANDMARKS, 3) or self.basis.shape != (k, 3 * N_LANDMARKS):
             raise ValueError(
@@ -82,11 +90,20 @@ class ShapePrior:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ShapePrior | None:
-        """The prior stored in a weights file's arrays, or None when it has none."""
+        """The prior stored in a weights file's arrays, or None when it has none; ValueError when they
+        are misshapen, not finite or not a valid prior."""
         if not all(key in arrays for key in (*PRIOR_KEYS, OFF_MODEL_KEY)):
             return None
         mean, basis, variances, noise = (np.asarray(arrays[key], dtype=np.float64) for key in PRIOR_KEYS)
-        return cls(mean, basis, variances, noise, float(arrays[OFF_MODEL_KEY][0]))
+        return cls(mean, basis, variances, noise, float(np.asarray(arrays[OFF_MODEL_KEY]).item()))
+
+
+def prior_shapes(arrays: Mapping[str, np.ndarray | torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    """The shapes a stored prior's arrays must have; its number of components is the variances'."""
+    variances = arrays.get(PRIOR_KEYS[2])
+    k = len(variances) if variances is not None and variances.ndim else 0
+    shapes = ((N_LANDMARKS, 3), (k, 3 * N_LANDMARKS), (k,), (N_LANDMARKS,))
+    return {**dict(zip(PRIOR_KEYS, shapes, strict=True)), OFF_MODEL_KEY: (1,)}
 
 
 def rigid_motions(points: np.ndarray) -> np.ndarray:

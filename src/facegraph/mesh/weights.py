@@ -9,6 +9,7 @@ arrays (``facegraph.mesh.shape_prior``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -19,8 +20,10 @@ from safetensors.torch import load_file, save_file
 
 from facegraph.errors import InputError
 from facegraph.io.atomic import atomic_path
+from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
+from facegraph.io.weights import MESH_LANDMARKER, check_model, check_state_dict, shapes_of
 from facegraph.mesh.preprocess import MeshConfig
-from facegraph.mesh.shape_prior import OFF_MODEL_KEY, PRIOR_KEYS
+from facegraph.mesh.shape_prior import OFF_MODEL_KEY, PRIOR_KEYS, prior_shapes
 from facegraph.nn.sgcn import StratifiedGcn
 
 MEAN_KEY = "mean_landmarks"
@@ -43,7 +46,7 @@ def save_weights(
             raise ValueError(f"unknown array {key!r}")
         tensors[key] = torch.as_tensor(value, dtype=torch.float32).contiguous()
     stored = config if isinstance(config, dict) else config.to_dict()
-    metadata = {"config": json.dumps(stored), "figures": json.dumps(figures)}
+    metadata = {GENERATOR_KEY: GENERATOR, "config": json.dumps(stored), "figures": json.dumps(figures)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
@@ -57,7 +60,8 @@ def stored_config(path: str | Path) -> dict:
 
 
 def load_weights(path: str | Path) -> tuple[StratifiedGcn, MeshConfig, dict[str, np.ndarray], dict]:
-    """The model (eval mode), its configuration, its named arrays and its figures."""
+    """The model (eval mode), its configuration, its named arrays and its figures; InputError naming the
+    tensor when one is missing, unexpected, misshapen or not finite (``facegraph.io.weights``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("weights file not found", path)
@@ -66,15 +70,31 @@ def load_weights(path: str | Path) -> tuple[StratifiedGcn, MeshConfig, dict[str,
 
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
+        check_model(metadata, MESH_LANDMARKER, path)
         tensors = load_file(str(path))
         config = MeshConfig.from_dict(json.loads(metadata["config"]))
     except (SafetensorError, KeyError, ValueError, TypeError, OSError) as exc:
         raise InputError(f"not mesh landmarker weights ({exc})", path) from exc
-    arrays = {key: tensors.pop(key).numpy() for key in ARRAY_KEYS if key in tensors}
     model = StratifiedGcn(config.network)
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise InputError("weights do not match their configuration", path) from exc
+    expected = _expected_shapes(model, config, tensors)
+    check_state_dict(tensors, expected, path, "weights do not match their configuration")
+    arrays = {key: tensors.pop(key).numpy() for key in ARRAY_KEYS if key in tensors}
+    model.load_state_dict(tensors)
     model.eval()
     return model, config, arrays, json.loads(metadata.get("figures", "{}"))
+
+
+def _expected_shapes(
+    model: StratifiedGcn, config: MeshConfig, stored: Mapping[str, torch.Tensor]
+) -> dict[str, tuple[int, ...]]:
+    """The tensors a weights file must hold, with their shapes: the network's; the landmark arrays its
+    configuration needs (the super points' mean, the two-pass frame) or that the file holds; and the
+    whole shape prior when any of it is there."""
+    expected = shapes_of(model)
+    needed = {MEAN_KEY: config.network.global_branch == "super", CANONICAL_KEY: config.two_pass}
+    for key, need in needed.items():
+        if need or key in stored:
+            expected[key] = (config.network.n_landmarks, 3)
+    if any(key in stored for key in (*PRIOR_KEYS, OFF_MODEL_KEY)):
+        expected.update(prior_shapes(stored))
+    return expected

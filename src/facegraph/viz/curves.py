@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from facegraph.io.atomic import atomic_path
+from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
 from facegraph.metrics.curves import auc, ced
 
 
@@ -33,5 +34,5 @@ def plot_ced(
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata={GENERATOR_KEY: GENERATOR})
     plt.close(fig)

@@ -10,7 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from facegraph.io.atomic import atomic_path  # noqa: E402
+from facegraph.io.atomic import atomic_path
+from facegraph.io.outputs import GENERATOR, GENERATOR_KEY  # noqa: E402
 
 MAX_SHOWN_VERTICES = 60_000
 # (horizontal axis, vertical axis, depth axis toward the viewer, title) in the canonical frame.
@@ -83,5 +84,5 @@ def _save(figure: plt.Figure, path: str | Path, title: str) -> None:
         figure.suptitle(title)
     figure.tight_layout()
     with atomic_path(Path(path)) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
+        figure.savefig(tmp, dpi=110, format="png", metadata={GENERATOR_KEY: GENERATOR})
     plt.close(figure)

@@ -1,0 +1,63 @@
+"""Checking a weights file's tensors before a model is built from them.
+
+A damaged file, or one made for the other model, is refused at load with one line naming the file and
+the first tensor at fault, instead of failing later: NaN weights give NaN landmarks, which the pose and
+alignment solvers cannot take, and torch's own state-dict message runs over several lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from facegraph.errors import InputError
+
+SYNERGYNET = "SynergyNet"
+MESH_LANDMARKER = "mesh landmarker"
+
+
+def shapes_of(module: nn.Module, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    """The shape of each tensor in a module's state dict, under ``prefix`` + its name."""
+    return {prefix + key: tuple(value.shape) for key, value in module.state_dict().items()}
+
+
+def check_model(metadata: Mapping[str, str], wanted: str, path: Path) -> None:
+    """Refuse a safetensors file that is not facegraph's ``wanted`` weights (``SYNERGYNET`` or
+    ``MESH_LANDMARKER``), saying so when it holds the other model's."""
+    held = None
+    if metadata.get("model") == "synergynet":
+        held = SYNERGYNET
+    elif "config" in metadata:
+        held = MESH_LANDMARKER
+    if held is None:
+        raise InputError(f"not {wanted} weights (its metadata names no facegraph model)", path)
+    if held != wanted:
+        raise InputError(f"holds {held} weights, not {wanted} weights", path)
+
+
+def check_state_dict(
+    tensors: Mapping[str, object], expected: Mapping[str, tuple[int, ...]], path: Path, mismatch: str
+) -> None:
+    """Refuse tensors whose names and shapes are not exactly ``expected``, or that are not finite.
+
+    ``mismatch`` starts the message when names or shapes differ (e.g. "weights do not fit SynergyNet
+    x1"); the message names the first tensor at fault and counts any more of the same kind.
+    """
+    missing = [key for key in expected if key not in tensors]
+    unexpected = [key for key in tensors if key not in expected]
+    for kind, keys in (("missing", missing), ("unexpected", unexpected)):
+        if keys:
+            more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
+            raise InputError(f"{mismatch}: {kind} tensor {keys[0]!r}{more}", path)
+    for key, value in tensors.items():
+        if not isinstance(value, torch.Tensor):
+            raise InputError(f"{mismatch}: {key!r} is not a tensor", path)
+        if tuple(value.shape) != tuple(expected[key]):
+            shape = tuple(value.shape)
+            raise InputError(f"{mismatch}: tensor {key!r} has shape {shape}, expected {expected[key]}", path)
+    for key, value in tensors.items():
+        if (value.is_floating_point() or value.is_complex()) and not torch.isfinite(value).all():
+            raise InputError(f"tensor {key!r} has NaN or infinite values", path)
