@@ -36,6 +36,7 @@ def run(args: list[str], name: str) -> tuple[str, dict]:
         "--plot",
         str(plot_path.relative_to(HERE.parent)),
         "--quiet",
+        "--overwrite",  # results/ is this script's: files from before outputs carried facegraph's mark
     ]
     executable = Path(sys.executable).parent / "facegraph"
     subprocess.run([str(executable), *command[1:]], check=True, cwd=HERE.parent)

@@ -128,7 +128,9 @@ def commands_block(commands: list[str]) -> list[str]:
 
 
 def facegraph(args: list[str]) -> str:
-    """Run the ``facegraph`` command beside this Python; returns the command line."""
+    """Run the ``facegraph`` command beside this Python, replacing its earlier outputs (the benchmark's
+    own files, some from before outputs carried facegraph's mark); returns the command line."""
+    args = [*args, "--overwrite"]
     executable = Path(sys.executable).parent / "facegraph"
     subprocess.run([str(executable), *args], check=True, cwd=HERE.parent, stdout=subprocess.DEVNULL)
     return shlex.join(["facegraph", *args])

@@ -66,7 +66,8 @@ def faces_per_second(
 
 
 def export(args: list[str]) -> str:
-    """Run ``facegraph export onnx`` as a user would; returns the command."""
+    """Run ``facegraph export onnx`` as a user would (replacing an earlier export); returns the command."""
+    args = [*args, "--overwrite"]
     executable = Path(sys.executable).parent / "facegraph"
     subprocess.run([str(executable), "export", "onnx", *args, "--quiet"], check=True, cwd=HERE.parent)
     return shlex.join(["facegraph", "export", "onnx", *args])
