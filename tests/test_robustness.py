@@ -176,6 +176,14 @@ def output_cases() -> list[Case]:
     def rerun_out(folder: Path) -> list[str]:
         return image(folder / "face.jpg", "--box", BOX, "--out", folder / "out")
 
+    def folder_into_itself(folder: Path) -> list[str]:
+        photo(folder)
+        return image(folder, "--box", BOX, "--out", folder)
+
+    def one_photo_read(folder: Path, stdout: str) -> None:  # not the first run's annotated PNG
+        assert stdout.count("face 1:") == 1, stdout
+        annotated_jpg_out(folder, stdout)
+
     def annotated_jpg_out(folder: Path, stdout: str) -> None:
         assert (folder / "face-annotated.png").is_file() and (folder / "face.json").is_file()
 
@@ -224,6 +232,7 @@ def output_cases() -> list[Case]:
         Case("two photos of one name into one --out", same_stems, 2, "written twice", "face-annotated.png"),
         Case("--out holds the photo named", photo_under_out, 0, check=annotated_jpg_out),
         Case("a second run into the same --out", lambda f: (photo(f), twice(rerun_out)(f))[1], 0),
+        Case("a folder into itself, twice", twice(folder_into_itself), 0, check=one_photo_read),
         Case(
             "--box off the photo",
             lambda f: image(photo(f), "--box=-500,-500,-100,-100"),
@@ -277,6 +286,12 @@ def scan_cases() -> list[Case]:
         shutil.copy(sample_path("james.json"), folder / "james.json")
         return ["mesh", str(folder), "--out", str(folder), "--quiet"]
 
+    def earlier_outputs_inside(folder: Path) -> list[str]:
+        (folder / "scans").mkdir()
+        write_mesh(folder / "scans" / "face.obj", read_mesh(scan(folder), normals=False))  # ours: a scan
+        assert main(["mesh", str(folder / "scans"), "--out", str(folder / "scans" / "out"), "--quiet"]) == 0
+        return ["mesh", str(folder / "scans"), "--json", str(folder / "out.json"), "--quiet"]
+
     def json_to_stdout(folder: Path, stdout: str) -> None:
         assert np.array(json.loads(stdout)["points"]).shape == (68, 3)
 
@@ -314,6 +329,12 @@ def scan_cases() -> list[Case]:
         Case("one stray vertex", mesh(stray_vertex), 0, check=names_stray),
         Case("a binary STL", mesh(as_stl), 0, check=pieces_as_in_the_obj),
         Case("--out over the annotations", out_beside_scans, 2, "annotation beside james.obj", "james.json"),
+        Case(
+            "a scan folder holding an earlier run's outputs",
+            earlier_outputs_inside,
+            0,
+            check=landmarks_out,  # one scan's report: its landmark cloud in out/ was left out
+        ),
         Case("--json -", lambda f: ["mesh", str(scan(f)), "--json", "-", "--quiet"], 0, check=json_to_stdout),
     ]
 

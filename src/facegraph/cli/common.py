@@ -86,14 +86,13 @@ def finite_float(text: str) -> float:
 
 
 def expand_paths(
-    inputs: list[str], suffixes: tuple[str, ...], kind: str, skip_under: str | None = None
+    inputs: list[str], suffixes: tuple[str, ...], kind: str, skip: Callable[[Path], bool] | None = None
 ) -> list[Path]:
     """The files named, with folders expanded to the ``kind`` files (by suffix) they hold, sorted.
 
-    Files found in folders are skipped when they lie under ``skip_under`` (an output folder: never read
-    back what an earlier run wrote); files named explicitly are always kept.
+    Files found in folders are left out when ``skip`` says so (an earlier run's outputs: never read back
+    as inputs); files named explicitly are always kept.
     """
-    skipped = None if skip_under is None else Path(skip_under).resolve()
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
@@ -101,9 +100,7 @@ def expand_paths(
             found = sorted(
                 p
                 for p in path.rglob("*")
-                if p.suffix.lower() in suffixes
-                and p.is_file()
-                and (skipped is None or skipped not in p.resolve().parents)
+                if p.suffix.lower() in suffixes and p.is_file() and not (skip and skip(p))
             )
             if not found:
                 raise InputError(f"holds no {kind} files ({', '.join(suffixes)})", path)

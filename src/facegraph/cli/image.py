@@ -41,8 +41,9 @@ def cmd_image(args: argparse.Namespace) -> None:
     from facegraph.image import FaceAnalyzer
     from facegraph.image.outputs import face_summary, photo_output_paths, photo_record, write_photo_outputs
     from facegraph.io import read_image
+    from facegraph.io.outputs import written_by_facegraph
 
-    photos = expand_paths(args.images, PHOTO_SUFFIXES, "photo", skip_under=args.out)
+    photos = expand_paths(args.images, PHOTO_SUFFIXES, "photo", skip=written_by_facegraph)
     box = None if args.box is None else parse_box(args.box)[None]
     if args.mesh and not args.out:
         raise InputError("--mesh writes one OBJ per face into --out DIR: pass --out")

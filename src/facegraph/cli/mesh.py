@@ -44,9 +44,15 @@ def _landmarker_inputs(args: argparse.Namespace, files: list = (), folder: str |
 def cmd_mesh(args: argparse.Namespace) -> None:
     from facegraph.formats import MESH_SUFFIXES
     from facegraph.io.meshes import read_mesh
-    from facegraph.mesh.outputs import scan_output_paths, scan_report, scan_summary, write_scan_outputs
+    from facegraph.mesh.outputs import (
+        is_landmark_cloud,
+        scan_output_paths,
+        scan_report,
+        scan_summary,
+        write_scan_outputs,
+    )
 
-    paths = expand_paths(args.scans, MESH_SUFFIXES, "mesh")
+    paths = expand_paths(args.scans, MESH_SUFFIXES, "mesh", skip=is_landmark_cloud)
     plan = plan_outputs(args, args.json, **_landmarker_inputs(args, paths))
     if args.out:
         for path in paths:

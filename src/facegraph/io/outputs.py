@@ -22,6 +22,7 @@ GENERATOR = f"facegraph {__version__}"  # the mark facegraph's writers leave in 
 GENERATOR_KEY = "generator"
 _MARK = re.compile(rb"generator.{0,4}facegraph", re.DOTALL)
 _SNIFF_BYTES = 1 << 16  # the mark sits in a file's header, or (ONNX metadata) at its very end
+_MARKED_AT_END = (".onnx",)
 # Formats with no place for a mark: an existing one is replaced only with --overwrite.
 UNMARKED_SUFFIXES = (".pts", ".csv", ".off", ".stl")
 # What the evaluations read as an annotation: a file of one suffix beside a photo or scan of the same name.
@@ -35,13 +36,11 @@ def written_by_facegraph(path: str | Path) -> bool:
     """Whether the file carries the generator mark of facegraph's writers."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(size - _SNIFF_BYTES, len(head)))
-            tail = handle.read()
+            if Path(path).suffix.lower() in _MARKED_AT_END:
+                handle.seek(max(handle.seek(0, os.SEEK_END) - _SNIFF_BYTES, 0))
+            return bool(_MARK.search(handle.read(_SNIFF_BYTES)))
     except OSError:
         return False
-    return bool(_MARK.search(head) or _MARK.search(tail))
 
 
 def annotated_file(path: Path) -> Path | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from facegraph.io.landmarks import write_json, write_pp
 from facegraph.io.meshes import write_points_ply
+from facegraph.io.outputs import written_by_facegraph
 from facegraph.mesh.landmarker import MeshLandmarks
 from facegraph.types import Mesh
 from facegraph.viz.mesh_views import plot_mesh_landmarks
@@ -31,6 +32,11 @@ def scan_summary(path: Path, result: MeshLandmarks) -> str:
 
 
 OUTPUT_SUFFIXES = (".json", ".pp", "_landmarks.ply", ".png")
+
+
+def is_landmark_cloud(path: Path) -> bool:
+    """Whether ``path`` is the landmark point cloud ``write_scan_outputs`` wrote for a scan (not a scan)."""
+    return path.name.endswith(OUTPUT_SUFFIXES[2]) and written_by_facegraph(path)
 
 
 def scan_output_paths(out: Path, path: Path) -> list[Path]:
