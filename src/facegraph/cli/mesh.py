@@ -317,13 +317,15 @@ def _register_fit_prior(fitters, common: argparse.ArgumentParser) -> None:
     fit.add_argument("--weights", required=True, help="two-pass mesh landmarker weights (.safetensors)")
     fit.add_argument("--bfm", help="BFM folder with dense bases (default: $FACEGRAPH_BFM)")
     fit.add_argument("--out", required=True, help="the weights with the prior (.safetensors)")
-    # Defaults (None here) are the shipped prior's recipe, in facegraph.training.mesh_prior.
-    fit.add_argument("--scans", type=int, help="synthetic scans the network's noise is measured on")
-    fit.add_argument("--seed", type=int, help="seed of those scans")
+    # Defaults (None here) are the shipped prior's recipe, in facegraph.training.mesh_prior, which the
+    # parser does not import (it would load torch for every command).
+    recipe = " (default: the shipped prior's)"
+    fit.add_argument("--scans", type=int, help=f"synthetic scans the network's noise is measured on{recipe}")
+    fit.add_argument("--seed", type=int, help=f"seed of those scans{recipe}")
     fit.add_argument(
         "--off-model-mm",
         type=finite_float,
-        help="spread of shape beyond the BFM's components, mm per coordinate",
+        help=f"spread of shape beyond the BFM's components, mm per coordinate{recipe}",
     )
     add_overwrite(fit)
     add_quiet(fit)
