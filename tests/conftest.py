@@ -1,12 +1,19 @@
-"""Shared test fixtures: where ../shared/data is, and skipping when it is absent."""
+"""Shared test fixtures: where ../shared/data is, and skipping when it is absent.
+
+A fresh clone without ../shared skips the tests that need it, saying why. When ../shared/data is there,
+or on CI (``CI`` set, where it always is), such a skip fails instead: a renamed or missing folder must
+not turn the data tests off while the suite stays green.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_MARK = "shared/data"  # every skip for missing shared data names the folder
 
 
 def shared(relative: str) -> Path:
@@ -15,3 +22,14 @@ def shared(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (../shared/data is not beside this checkout)")
     return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """With ../shared/data present, or on CI, a skip for missing shared data is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    expected = os.environ.get("CI") or SHARED_DATA.is_dir()
+    if expected and report.skipped and SHARED_MARK in str(report.longrepr):
+        report.outcome = "failed"
+        report.longrepr = f"../shared/data should be complete here, but: {report.longrepr[-1]}"

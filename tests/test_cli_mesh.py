@@ -404,9 +404,21 @@ def test_fit_mesh_prior_refuses_bad_arguments_in_one_line(weights, tmp_path, cap
     assert not (tmp_path / "w.safetensors").exists()
 
 
-def test_mesh_takes_the_shape_prior_switch(weights, tmp_path):
-    scan = write_head(tmp_path / "head.obj")
-    for switch in ("--shape-prior", "--no-shape-prior"):
-        assert (
-            main(["mesh", str(scan), "--weights", weights, switch, "--json", str(tmp_path / "r.json")]) == 0
-        )
+PRIOR_SWITCHES = {"--shape-prior": True, "--no-shape-prior": False}
+
+
+def test_mesh_shape_prior_switch_reaches_the_landmarker(tmp_path):
+    """The shipped weights carry a prior: --no-shape-prior gives the landmarker's unfused points, and the
+    default the fused ones, which differ."""
+    from facegraph.demo import sample_path
+    from facegraph.mesh.landmarker import MeshLandmarker
+
+    scan = sample_path("james.obj")
+    landmarker, mesh = MeshLandmarker(), read_mesh(scan, normals=False)
+    assert landmarker.shape_prior is not None
+    expected = {switch: landmarker(mesh, shape_prior=on).points for switch, on in PRIOR_SWITCHES.items()}
+    assert np.abs(expected["--shape-prior"] - expected["--no-shape-prior"]).max() > 0.05
+    for switch in PRIOR_SWITCHES:
+        report = tmp_path / f"{switch}.json"
+        assert main(["mesh", str(scan), switch, "--json", str(report), "--quiet"]) == 0
+        np.testing.assert_allclose(json.loads(report.read_text())["points"], expected[switch], atol=1e-9)
