@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -107,8 +108,58 @@ def test_help_lists_every_command(capsys) -> None:
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for command in ("models", "eval", "convert", "demo"):
+    for command in ("models", "convert", "demo", "eval", "train", "fit", "export", "image", "mesh"):
         assert f"\n    {command} " in out
+
+
+DOCUMENTED_COMMANDS = (
+    "models", "convert", "demo", "image", "mesh", "eval aflw2000-3d", "eval 300w", "eval mesh",
+    "train synergynet", "train mesh", "fit mesh-offsets", "fit mesh-prior", "export onnx",
+)  # fmt: skip
+# What a section says in other words: the shared options, and "the model options are those of `eval
+# aflw2000-3d`" in `eval 300w`.
+IMPLIED = {
+    "image": {"--device", "--json", "--quiet", "--overwrite"},
+    "mesh": {"--device", "--json", "--quiet", "--overwrite"},
+    "eval": {"--device", "--json", "--quiet", "--overwrite"},
+    "eval 300w": {"--bfm", "--onnx", "--mirror-average"},
+}
+# Flags a section names that belong to other commands: `models` says what the peers' --weights are.
+NOT_ITS_OWN = {"models": {"--weights"}}
+
+
+def documented_flags(command: str) -> set[str]:
+    """The flags docs/cli.md gives under ``## `facegraph COMMAND` ``: in its prose and tables, and in its
+    examples that run this command (examples of other commands, and their output, are left out)."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    section = docs.split(f"\n## `facegraph {command}`\n", 1)[1].split("\n## ", 1)[0]
+    flags, runs_it = set(), False
+    for i, part in enumerate(section.split("```")):
+        if i % 2:  # a code block: only the lines of an example of this command (and its continuations)
+            for line in part.splitlines():
+                text = line.removeprefix("$ ").strip()
+                runs_it = text.startswith(f"facegraph {command}") or (runs_it and text.startswith("--"))
+                if runs_it:
+                    flags |= set(re.findall(r"--[a-z][a-z0-9-]*", text))
+                runs_it = runs_it and line.rstrip().endswith("\\")
+        else:
+            for span in re.findall(r"`([^`]+)`", part):
+                if not (span.startswith("facegraph ") and not span.startswith(f"facegraph {command}")):
+                    flags |= set(re.findall(r"--[a-z][a-z0-9-]*", span))
+    return flags
+
+
+@pytest.mark.parametrize("command", DOCUMENTED_COMMANDS)
+def test_each_commands_help_shows_every_flag_its_documentation_names(command: str, capsys) -> None:
+    """`facegraph COMMAND --help` exits 0 and lists each flag docs/cli.md documents for that command
+    (and --debug, which every command shares)."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*command.split(), "--help"])
+    assert exit_.value.code == 0
+    shown = set(re.findall(r"--[a-z][a-z0-9-]*", capsys.readouterr().out))
+    expected = (documented_flags(command) - NOT_ITS_OWN.get(command, set())) | {"--debug"}
+    expected |= IMPLIED.get(command.split()[0], set()) | IMPLIED.get(command, set())
+    assert expected - shown == set()
 
 
 def test_missing_data_folder_is_a_one_line_error(tmp_path: Path, capsys) -> None:

@@ -18,10 +18,9 @@ from facegraph.demo import sample_path
 from facegraph.evaluation.aflw2000 import evaluate_aflw2000
 from facegraph.evaluation.faces68 import evaluate_faces68
 from facegraph.geometry.crops import box_from_landmarks, crop
-from facegraph.image.crop_regressor import CropRegressor
+from facegraph.image.crop_regressor import CropPrediction, CropRegressor
 from facegraph.image.detectors import Detection
 from facegraph.io import read_image
-from facegraph.metrics.pose import pose_mae
 from facegraph.morphable.bfm import MorphableModel, ParamWhitening
 from facegraph.nn.mobilenet_v1 import MobileNetV1
 from facegraph.registry import load_model
@@ -107,19 +106,34 @@ def test_aflw2000_report_has_the_protocol_keys_and_consistent_numbers(tmp_path: 
     assert report["faces_per_second"] == pytest.approx(5 / report["seconds"])
 
 
-def test_aflw2000_pose_error_leaves_out_faces_beyond_99_degrees(tmp_path: Path, model) -> None:
+class FixedPoseModel:
+    """A stand-in crop model that predicts the same head pose (yaw 20, pitch 0, roll 0) for every crop."""
+
+    morphable = None
+    input_size = 120
+
+    def predict(self, crops: np.ndarray, boxes: np.ndarray) -> CropPrediction:
+        n = len(crops)
+        return CropPrediction(np.zeros((n, 62)), np.zeros((n, 68, 3)), np.tile([20.0, 0.0, 0.0], (n, 1)))
+
+
+def test_aflw2000_pose_error_leaves_out_faces_beyond_99_degrees(tmp_path: Path) -> None:
     write_protocol_layout(tmp_path)
     dataset = load_aflw2000(tmp_path)
 
-    report = evaluate_aflw2000(dataset, model, "tiny", progress=False).report
+    report = evaluate_aflw2000(dataset, FixedPoseModel(), "fixed", progress=False).report
 
-    keep = [0, 1, 3, 4]
-    crops = np.stack([dataset.crop(i) for i in keep])
-    predicted = model.predict(crops, dataset.boxes[keep]).pose
+    # Ground truth from the .mat files: yaw = YAWS, pitch = PITCHES in degrees, roll 0.1 rad for all.
+    # Face 2 (pitch 120) is left out; faces 0, 1, 3, 4 have yaws 10, -20, 75, -95 and pitches 5, -10,
+    # 0, 20. Against a prediction of (20, 0, 0), by hand:
     assert report["pose_mae"]["n"] == 4
-    expected = pose_mae(predicted, dataset.pose[keep])
-    for angle in ("yaw", "pitch", "roll", "mean"):
-        assert report["pose_mae"][angle] == pytest.approx(expected[angle])
+    yaw = (10 + 40 + 55 + 115) / 4  # |20 - 10|, |20 + 20|, |20 - 75|, |20 + 95| = 55
+    pitch = (5 + 10 + 0 + 20) / 4  # 8.75
+    roll = math.degrees(0.1)  # 5.7296
+    assert report["pose_mae"]["yaw"] == pytest.approx(yaw)
+    assert report["pose_mae"]["pitch"] == pytest.approx(pitch)
+    assert report["pose_mae"]["roll"] == pytest.approx(roll)
+    assert report["pose_mae"]["mean"] == pytest.approx((yaw + pitch + roll) / 3)
 
 
 def test_aflw2000_per_face_errors_do_not_depend_on_the_batch_size(tmp_path: Path, model) -> None:
@@ -170,6 +184,40 @@ def test_faces68_report_has_the_protocol_numbers_per_subset(tmp_path: Path, mode
     assert report["nme_interpupil"] == pytest.approx(result.nme_interpupil.mean())
     assert 0.0 <= report["auc_8"] <= 1.0
     assert report["fr_8"] == float((result.nme_interocular > 8).mean())
+
+
+class ShiftedGroundTruth:
+    """A stand-in crop model whose k-th prediction is the ground truth moved right by ``shifts[k]`` px."""
+
+    morphable = None
+    input_size = 120
+
+    def __init__(self, gt: np.ndarray, shifts: list[float]) -> None:
+        self.gt, self.shifts = gt, list(shifts)
+
+    def predict(self, crops: np.ndarray, boxes: np.ndarray) -> CropPrediction:
+        points = np.concatenate([self.gt, np.zeros((68, 1))], axis=1) + [self.shifts.pop(0), 0.0, 0.0]
+        return CropPrediction(np.zeros((1, 62)), points[None], np.zeros((1, 3)))
+
+
+def test_faces68_auc_and_failure_rate_at_8_percent_by_hand(tmp_path: Path) -> None:
+    """Four faces with inter-ocular NMEs of 0, 4, 9 and 12 %: AUC@8 and FR@8 worked out by hand."""
+    for k in range(4):
+        for suffix in (".jpg", ".pts"):
+            shutil.copy(sample_path(f"einstein{suffix}"), tmp_path / f"einstein{k}{suffix}")
+    dataset = load_faces68(tmp_path)
+    gt = dataset.landmarks[0]
+    interocular = np.linalg.norm(gt[36] - gt[45])  # outer eye corners, the 300-W normaliser
+    # Every point moved by d px is an NME of 100 d / interocular; the order of faces does not matter.
+    model = ShiftedGroundTruth(gt, [e / 100 * interocular for e in (0.0, 4.0, 9.0, 12.0)])
+
+    result = evaluate_faces68(dataset, model, "shifted", progress=False)
+
+    np.testing.assert_allclose(np.sort(result.nme_interocular), [0.0, 4.0, 9.0, 12.0], atol=1e-9)
+    # The CED rises by 1/4 at each error; its area from 0 to 8 is (8 - 0) / 4 + (8 - 4) / 4 = 3, over 8.
+    assert result.report["auc_8"] == pytest.approx(3 / 8)  # at 10 it would be (10 + 6 + 1) / 40
+    assert result.report["fr_8"] == pytest.approx(2 / 4)  # 9 and 12 exceed 8 (at 10: only 12)
+    assert result.report["subsets"]["full"]["auc_8"] == pytest.approx(3 / 8)
 
 
 class FixedDetector:

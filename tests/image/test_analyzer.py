@@ -11,7 +11,6 @@ from PIL import Image
 
 from facegraph.demo import sample_path
 from facegraph.errors import InputError
-from facegraph.geometry.crops import box_from_detection, crop
 from facegraph.image import FaceAnalyzer, face_to_dict
 from facegraph.image.analyzer import check_box, check_photo
 from facegraph.image.detectors import iou
@@ -80,16 +79,12 @@ def test_a_blank_photo_has_no_faces(analyzer):
     assert analyzer.analyze(np.full((200, 300, 3), 128, np.uint8)) == []
 
 
-def test_boxes_skip_detection_and_points_come_back_in_pixel_centres(weights, portrait):
+def test_boxes_skip_detection(weights, portrait):
+    """Where the points land in the photo is worked out by hand in tests/geometry/test_pixel_frames.py."""
     model = load_synergynet(weights, None)
     faces = FaceAnalyzer(model=model, detector=NoDetector(), device="cpu").analyze(portrait, boxes=BOX[None])
     assert len(faces) == 1 and faces[0].score == 1.0
     np.testing.assert_array_equal(faces[0].box, BOX)
-    crop_box = box_from_detection(BOX)
-    expected = model.predict(crop(portrait, crop_box, 120)[None], crop_box[None]).landmarks[0]
-    # the networks' frame is 1-based (Matlab): one pixel comes off x and y
-    np.testing.assert_allclose(faces[0].landmarks_2d.points, expected[:, :2] - 1, atol=1e-6)
-    np.testing.assert_allclose(faces[0].landmarks_3d.points[:, 2], expected[:, 2], atol=1e-6)
 
 
 def test_several_boxes_give_one_face_each_in_their_order(analyzer, portrait):

@@ -263,24 +263,44 @@ def test_real_pts_file() -> None:
     assert lm.points[36:48, 1].mean() < lm.points[48:68, 1].mean()
 
 
-def write_spiga_mean_face(path: Path, points: np.ndarray) -> Path:
-    """``points`` (68, 3) in iBUG order, written as SPIGA's file lays them out (its own ids and order)."""
-    from facegraph.io.landmarks import SPIGA_MEAN_FACE_ORDER
+# The line (1-based) of SPIGA's mean_face_3D_68.txt that holds each iBUG point, written out by hand
+# from the published file: the jaw (lines 1-17), the eyes (18-29), the right brow (30-34), the nose
+# (35-43), the left brow (44-48), the mouth (49-68). Checked on the file's geometry: line 18 is the
+# outermost corner of the subject's right eye (x -0.41), line 38 the nose tip (the origin, largest z),
+# lines 30-34 lie above the eyes on the right (y 0.48-0.57, x < 0), lines 44-48 likewise on the left.
+SPIGA_LINE_OF_IBUG = [
+    *range(1, 18),  # iBUG 0-16, the jaw
+    *range(30, 35),  # iBUG 17-21, the right brow
+    *range(44, 49),  # iBUG 22-26, the left brow
+    *range(35, 44),  # iBUG 27-35, the nose
+    *range(18, 30),  # iBUG 36-47, the eyes
+    *range(49, 69),  # iBUG 48-67, the mouth
+]
 
-    lines = [
-        f"{100 + i}|{x:.17g}|{y:.17g}|{z:.17g}"
-        for i, (x, y, z) in enumerate(points[list(SPIGA_MEAN_FACE_ORDER)])
-    ]
+
+def write_spiga_mean_face(path: Path, points: np.ndarray) -> Path:
+    """``points`` (68, 3) in iBUG order, written as SPIGA's file lays them out (its line order, by the
+    hand-written table above, not the reader's)."""
+    ibug_of_line = np.argsort(SPIGA_LINE_OF_IBUG)  # line n + 1 holds iBUG point ibug_of_line[n]
+    lines = [f"{100 + n}|{x:.17g}|{y:.17g}|{z:.17g}" for n, (x, y, z) in enumerate(points[ibug_of_line])]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def test_spiga_mean_face_is_read_in_ibug_order(tmp_path: Path) -> None:
+    """A file whose line n holds (n, -n, 10 n): each iBUG point must come back from its line."""
     from facegraph.io.landmarks import read_spiga_mean_face
 
+    path = tmp_path / "m.txt"
+    path.write_text("".join(f"{100 + n}|{n}|{-n}|{10 * n}\n" for n in range(1, 69)))
+    face = read_spiga_mean_face(path)
+    lines = np.array(SPIGA_LINE_OF_IBUG, dtype=float)
+    np.testing.assert_array_equal(face, np.stack([lines, -lines, 10 * lines], axis=1))
+    # A few by name: the right eye's outer corner (36), the nose tip (30), brow starts (17, 22).
+    assert face[[36, 30, 17, 22, 27, 48], 0].tolist() == [18, 38, 30, 44, 35, 49]
     points = np.random.default_rng(3).normal(size=(68, 3))
     np.testing.assert_array_equal(
-        read_spiga_mean_face(write_spiga_mean_face(tmp_path / "m.txt", points)), points
+        read_spiga_mean_face(write_spiga_mean_face(tmp_path / "w.txt", points)), points
     )
 
 
@@ -308,3 +328,9 @@ def test_spigas_published_mean_face_reads_as_a_face_in_ibug_order() -> None:
     assert np.all(np.diff(face[27:31, 1]) < 0)  # the nose bridge runs down to the tip
     assert face[19, 1] > face[37, 1] > face[30, 1] > face[51, 1] > face[57, 1] > face[8, 1]  # y up
     assert face[30, 2] == face[:, 2].max()  # the nose tip is nearest the viewer
+    # Values copied from the published file: line 38 (id 17) is the origin, line 18 (id 7) the right
+    # eye's outer corner, line 30 (id 1) the right brow's outer end, line 44 (id 4) the left brow's inner.
+    assert face[30].tolist() == [0.0, 0.0, 0.0]
+    np.testing.assert_array_equal(face[36], [-0.406302776083, 0.360389456414, -0.383328256737])
+    np.testing.assert_array_equal(face[17], [-0.552168877878, 0.483792334207, -0.466456539274])
+    np.testing.assert_array_equal(face[22], [0.0979764884322, 0.465935806416, -0.131673602172])

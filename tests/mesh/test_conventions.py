@@ -19,7 +19,7 @@ from facegraph.mesh import (
     write_offsets,
 )
 from facegraph.mesh.conventions import face_rotation, offsets_in_frame
-from facegraph.mesh.markup import MARKUP_RULES, apply_markup_rules
+from facegraph.mesh.markup import MARKUP_RULES
 from facegraph.mesh.preprocess import get_config
 from facegraph.types import HeadPose
 from tests.mesh.test_landmarker import TINY_NETWORK, head, tiny_weights
@@ -136,18 +136,6 @@ def test_an_unknown_markup_rule_is_refused_naming_the_file(tmp_path):
 
 def test_both_shipped_conventions_apply_the_markup_rules():
     assert load_offsets("300w").rules == MARKUP_RULES and load_offsets("spiga").rules == MARKUP_RULES
-
-
-def test_the_landmarker_applies_the_markup_rules_after_the_offsets(tmp_path):
-    landmarker = MeshLandmarker(tiny_weights(tmp_path / "tiny.safetensors"))
-    mesh = head()
-    offsets = ConventionOffsets(TRUE_OFFSETS, np.full(68, 4))
-    moved = landmarker(mesh, refine="none", offsets=offsets)
-    ruled = landmarker(mesh, refine="none", offsets=replace(offsets, rules=("even-spacing",)))
-    expected, notes = apply_markup_rules(moved.points, ("even-spacing",), mesh.vertices, mesh.faces)
-    np.testing.assert_allclose(ruled.points, expected, atol=1e-9)
-    assert not np.allclose(ruled.points, moved.points)
-    assert notes[0] in ruled.notes
 
 
 def test_the_landmarker_gives_the_rules_the_scan_in_mm_and_answers_in_its_units(tmp_path, monkeypatch):

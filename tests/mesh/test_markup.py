@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import trimesh
@@ -151,3 +153,25 @@ def test_the_input_is_not_modified_and_unknown_rules_are_refused():
     np.testing.assert_array_equal(points, before)
     with pytest.raises(ValueError, match="unknown markup rules"):
         apply_markup_rules(points, ("closed-eyes",), vertices, faces)
+
+
+def test_the_landmarker_spaces_the_contours_evenly_after_the_offsets(tmp_path):
+    """The landmarker with the even-spacing rule against EVEN_SPACING's hand-written fractions (not
+    against apply_markup_rules), on the stand-in head of the landmarker tests."""
+    from facegraph.mesh import ConventionOffsets, MeshLandmarker
+    from tests.mesh.test_landmarker import head, tiny_weights
+
+    landmarker = MeshLandmarker(tiny_weights(tmp_path / "tiny.safetensors"))
+    mesh = head()
+    offsets = ConventionOffsets(np.random.default_rng(5).normal(0.0, 4.0, (68, 3)), np.full(68, 4))
+    plain = landmarker(mesh, refine="none", offsets=offsets).points
+    ruled = landmarker(mesh, refine="none", offsets=replace(offsets, rules=("even-spacing",))).points
+    for index, start, end, fraction in EVEN_SPACING:
+        chord = plain[end] - plain[start]
+        direction = chord / np.linalg.norm(chord)
+        before = plain[index] - plain[start]
+        across = before - (before @ direction) * direction  # the offset across the line is kept
+        expected = plain[start] + fraction * chord + across
+        np.testing.assert_allclose(ruled[index], expected, atol=1e-6, err_msg=str(index))
+    untouched = [i for i in range(68) if i not in [row[0] for row in EVEN_SPACING]]
+    np.testing.assert_allclose(ruled[untouched], plain[untouched], atol=1e-9)

@@ -100,6 +100,18 @@ def test_aflw2000_nme_normalises_by_the_ground_truth_box():
     assert aflw2000_nme(pred, gt) == pytest.approx([100 * 5 / 60])
 
 
+def test_aflw2000_nme_normalises_by_the_ground_truth_box_not_the_predictions():
+    """A prediction twice the ground truth's size: its box (80 x 180) differs from the ground truth's."""
+    gt = np.zeros((1, 68, 2))
+    gt[0, :, 0] = np.linspace(0, 40, 68)
+    gt[0, :, 1] = np.linspace(0, 90, 68)  # box 40 x 90 -> sqrt(40 * 90) = 60
+    pred = 2 * gt
+    # Point i lies a fraction t_i = i / 67 along the diagonal, so it is off by t_i * sqrt(40^2 + 90^2);
+    # the mean of t_i is 1/2. Normalised by the ground truth's 60 px (the prediction's box would give 120):
+    expected = 100 * 0.5 * np.sqrt(40**2 + 90**2) / 60  # 82.07 %
+    assert aflw2000_nme(pred, gt) == pytest.approx([expected])
+
+
 def test_pose_mae_wraps_angles():
     pred = np.array([[179.0, 10.0, 0.0], [0.0, 0.0, 0.0]])
     gt = np.array([[-179.0, 0.0, 4.0], [0.0, 0.0, 0.0]])

@@ -1,6 +1,3 @@
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -8,6 +5,7 @@ import torch
 from facegraph.errors import InputError
 from facegraph.morphable import MorphableModel, ParamWhitening, load_bfm, split_params
 from tests.conftest import shared
+from tests.morphable.test_bfm_layout import dense_bfm_folder
 
 
 def _synthetic(n_vertices: int = 100, seed: int = 0) -> MorphableModel:
@@ -78,12 +76,8 @@ def test_68_point_basis_decodes_landmarks_but_not_a_dense_mesh():
 
 
 def test_dense_model_and_68_point_basis_agree():
-    """The text basis is the dense model at its keypoints (set FACEGRAPH_BFM to a folder with dense bases)."""
-    dense_folder = os.environ.get("FACEGRAPH_BFM")
-    if not dense_folder or not Path(dense_folder, "w_shp_sim.npy").is_file():
-        pytest.skip(
-            "needs FACEGRAPH_BFM naming a BFM folder with its dense bases (../shared/tools/get-bfm-bases)"
-        )
+    """The text basis is the dense model at its keypoints (dense bases: see dense_bfm_folder)."""
+    dense_folder = dense_bfm_folder()
     dense, basis = load_bfm(dense_folder), load_bfm(shared("bfm/keypoints68-basis"))
     assert dense.n_vertices == 53215 and dense.triangles.shape == (105840, 3)
     params = dense.whitening.unwhiten(_params(4))

@@ -73,14 +73,16 @@ CLEAN = Augmentation(
 
 
 def dense_bfm(bfm: MorphableModel | str | Path | None) -> MorphableModel:
-    """The BFM (loaded from a folder when given one), refused unless it has the dense bases and
-    triangles that synthetic faces are drawn from."""
+    """The BFM (loaded from a folder when given one), refused unless it has the dense bases, triangles
+    and parameter statistics (the coefficients' spread) that synthetic faces are drawn from."""
     model = bfm if isinstance(bfm, MorphableModel) else load_bfm(bfm)
+    folder = bfm if isinstance(bfm, str | Path) else None
     if model.triangles is None or not model.has_dense:
         raise InputError(
-            "synthetic faces need the BFM's dense bases and triangles (../shared/tools/get-bfm-bases)",
-            bfm if isinstance(bfm, str | Path) else None,
+            "synthetic faces need the BFM's dense bases and triangles (../shared/tools/get-bfm-bases)", folder
         )
+    if model.whitening is None:
+        raise InputError("synthetic faces need param_whitening.pkl, the coefficients' spread", folder)
     return model
 
 
@@ -172,10 +174,7 @@ def smooth_warp(
 
 def _coefficient_spread(model: MorphableModel) -> tuple[np.ndarray, np.ndarray]:
     """Standard deviations of the shape and expression coefficients: 3DDFA's parameter statistics."""
-    whitening = model.whitening
-    if whitening is None:
-        raise ValueError("synthetic faces need param_whitening.pkl for the coefficients' spread")
-    std = np.asarray(whitening.std, dtype=np.float64)
+    std = np.asarray(model.whitening.std, dtype=np.float64)
     n_shape = model.shape_basis.shape[1]
     return std[12 : 12 + n_shape], std[12 + n_shape : 12 + n_shape + model.expression_basis.shape[1]]
 
