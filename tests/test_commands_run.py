@@ -101,6 +101,20 @@ def test_eval_300w_on_an_ibug_folder_reports_the_nme_computed_by_hand(tmp_path, 
     assert report["auc_8"] == pytest.approx(np.mean(np.clip(8 - expected[:, 0], 0, None)) / 8, abs=1e-9)
 
 
+def test_eval_300w_boxes_detector_crops_from_the_detections(tmp_path, capsys):
+    """`eval 300w --boxes detector`: the faces are cropped from dlib's detections, which gives other
+    figures than the ground-truth boxes, and the misses are counted."""
+    einstein_faces(tmp_path / "ibug")
+    figures = {}
+    for boxes in ("gt", "detector"):
+        argv = ["eval", "300w", "--data", str(tmp_path / "ibug"), "--boxes", boxes, "--quiet", "--json", "-"]
+        assert main(argv) == 0
+        figures[boxes] = strict_json(capsys.readouterr().out)
+    assert figures["detector"]["boxes"] == "detector" and figures["detector"]["detector_missed"] == 0
+    assert figures["gt"]["detector_missed"] is None
+    assert abs(figures["detector"]["nme_interocular"] - figures["gt"]["nme_interocular"]) > 1e-3
+
+
 def test_eval_300w_mirror_average_scores_the_mirror_averaged_model(tmp_path, shipped, capsys):
     """`eval 300w --mirror-average`: the NME is that of the face and its mirror averaged (the Python
     API's MirrorAveraged), not the plain model's."""
