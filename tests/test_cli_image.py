@@ -57,7 +57,7 @@ def test_one_photo_writes_its_faces_as_json(weights, photo, tmp_path, capsys):
     assert report["faces"] and iou(np.array(report["faces"][0]["box"]), FACE_REGION) > 0.5
     face = report["faces"][0]
     assert face["scheme"] == "ibug68" and np.array(face["points_2d"]).shape == (68, 2)
-    assert np.array(face["points_3d"]).shape == (68, 3) and set(face["pose"]) == {"yaw", "pitch", "roll"}
+    assert np.array(face["points_3d"]).shape == (68, 3) and set(face["pose"]) >= {"yaw", "pitch", "roll"}
     out = capsys.readouterr().out
     assert f"{photo}: face 1: box " in out and "yaw " in out
 

@@ -65,3 +65,20 @@ def test_points_come_back_in_0_based_pixel_centres() -> None:
         np.testing.assert_allclose(face.landmarks_2d.points[index], pixel, atol=1e-9, err_msg=str(index))
         np.testing.assert_allclose(face.landmarks_3d.points[index, :2], pixel, atol=1e-9)
         np.testing.assert_allclose(face.mesh_vertices[index, :2], pixel, atol=1e-9)  # the dense mesh too
+
+
+def test_the_camera_takes_model_points_to_the_same_pixels() -> None:
+    """The camera [I | 0] of the crop frame becomes, in photo pixels (s = 1, y flipped about 121 - 10,
+    one off both for pixel centres): x = X - 1, y = 110 - Y, z = Z."""
+    from facegraph.image.analyzer import face_to_dict
+
+    analyzer = FaceAnalyzer(model=model(), detector="dlib-hog", device="cpu")
+    (face,) = analyzer.analyze(np.zeros((200, 200, 3), np.uint8), boxes=DETECTION[None])
+    expected = [[1.0, 0.0, 0.0, -1.0], [0.0, -1.0, 0.0, 110.0], [0.0, 0.0, 1.0, 0.0]]
+    np.testing.assert_allclose(face.extra["camera"], expected, atol=1e-9)
+    record = face_to_dict(face)
+    assert record["camera"] == expected and record["pose"]["translation"] == [-1.0, 110.0, 0.0]
+    assert record["pose"]["scale"] == 1.0 and len(record["params"]) == 62
+    for index, pixel in PIXELS.items():  # the camera agrees with the landmarks it explains
+        point = np.asarray(expected) @ [*CROP_POINTS[index], 0.0, 1.0]
+        np.testing.assert_allclose(point[:2], pixel, atol=1e-9)

@@ -57,12 +57,13 @@ def test_the_portrait_gives_the_astronauts_face_first(portrait_faces):
 
 def test_a_face_record_has_the_documented_fields(portrait_faces):
     record = face_to_dict(portrait_faces[0])
-    assert set(record) == {"box", "score", "scheme", "points_2d", "points_3d", "pose"}
+    assert set(record) == {"box", "score", "scheme", "points_2d", "points_3d", "pose", "camera", "params"}
     assert record["scheme"] == "ibug68"
     assert np.array(record["box"]).shape == (4,)
     assert np.array(record["points_2d"]).shape == (68, 2)
     assert np.array(record["points_3d"]).shape == (68, 3)
-    assert set(record["pose"]) == {"yaw", "pitch", "roll"}
+    assert set(record["pose"]) == {"yaw", "pitch", "roll", "translation", "scale"}
+    assert np.array(record["camera"]).shape == (3, 4) and len(record["params"]) == 62
     assert np.array(record["points_3d"])[:, :2] == pytest.approx(np.array(record["points_2d"]))
     assert json.loads(json.dumps(record)) == record
 

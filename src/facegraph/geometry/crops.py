@@ -75,6 +75,21 @@ def crop_to_image(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def camera_to_image(camera: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """The (..., 3, 4) camera that takes model points straight to photo pixels, from a camera of the
+    crop frame: ``camera_to_image(P) @ [X, 1]`` is ``crop_to_image`` of ``P @ [X, 1]`` in x and y; z keeps
+    ``crop_to_image``'s scale without its shift (depth toward the viewer, up to a constant)."""
+    camera = np.array(camera, dtype=np.float64)
+    box = np.asarray(box, dtype=np.float64)
+    scale_x = (box[..., 2] - box[..., 0]) / size
+    scale_y = (box[..., 3] - box[..., 1]) / size
+    rows = np.stack([scale_x, -scale_y, (scale_x + scale_y) / 2], axis=-1)
+    out = camera * rows[..., :, None]
+    out[..., 0, 3] += box[..., 0]
+    out[..., 1, 3] += (size + 1) * scale_y + box[..., 1]
+    return out
+
+
 def crop_mirror_x(size: int) -> float:
     """The x at which mirroring an (size x size) crop maps its frame's x: x -> crop_mirror_x(size) - x."""
     return size - 1 + 2 * CROP_PIXEL_OFFSET

@@ -15,7 +15,7 @@ import torch
 
 from facegraph.devices import pick_device
 from facegraph.errors import InputError
-from facegraph.geometry.crops import box_from_detection, crop, crop_to_image
+from facegraph.geometry.crops import box_from_detection, camera_to_image, crop, crop_to_image
 from facegraph.image.crop_regressor import CropRegressor
 from facegraph.image.detectors import Detection, FaceDetector
 from facegraph.io.images import read_image
@@ -117,7 +117,10 @@ class FaceAnalyzer:
     def check_mesh(self) -> None:
         """InputError unless the model's morphable model can decode the dense face."""
         if self.model.morphable is None or not self.model.morphable.has_dense:
-            raise InputError("a dense mesh needs the BFM with its dense bases (--bfm DIR or $FACEGRAPH_BFM)")
+            raise InputError(
+                "a dense mesh needs the BFM's dense bases: run `facegraph setup bfm SOURCE` once"
+                " (or pass --bfm DIR)"
+            )
 
     def analyze(
         self, image: np.ndarray | str | Path, boxes: np.ndarray | None = None, mesh: bool = False
@@ -148,6 +151,10 @@ class FaceAnalyzer:
         crop_boxes, crops = self._cut(rgb, detections)
         prediction = self.model.predict(crops, crop_boxes)
         vertices = self._dense(prediction.params, crop_boxes) if mesh else None
+        cameras = camera_to_image(
+            prediction.params[:, :12].reshape(-1, 3, 4), crop_boxes, self.model.input_size
+        )
+        cameras[:, :2, 3] += BENCHMARK_TO_PIXEL_CENTRES
         faces = []
         for i, detection in enumerate(detections):
             points = prediction.landmarks[i].copy()
@@ -159,7 +166,7 @@ class FaceAnalyzer:
                 landmarks_2d=Landmarks(points[:, :2]),
                 landmarks_3d=Landmarks(points),
                 pose=HeadPose(float(yaw), float(pitch), float(roll)),
-                extra={"crop_box": crop_boxes[i], "params": prediction.params[i]},
+                extra={"crop_box": crop_boxes[i], "params": prediction.params[i], "camera": cameras[i]},
             )
             if vertices is not None:
                 face.mesh_vertices, face.mesh_faces = vertices[i], self.model.morphable.triangles
@@ -203,8 +210,10 @@ def analyze(image: np.ndarray | str | Path, boxes: np.ndarray | None = None) -> 
 
 
 def face_to_dict(face: Face) -> dict:
-    """The JSON record of a face: box, score, scheme, points_2d, points_3d, pose."""
-    return {
+    """The JSON record of a face: box, score, scheme, points_2d, points_3d, pose and, when the model gives
+    them, its 62 parameters and the 3x4 camera taking the 3DMM's model frame to photo pixels (the pose's
+    translation and scale are the camera's)."""
+    record = {
         "box": [round(float(v), 2) for v in face.box],
         "score": round(float(face.score), 4),
         "scheme": face.landmarks_2d.scheme,
@@ -212,3 +221,11 @@ def face_to_dict(face: Face) -> dict:
         "points_3d": np.round(face.landmarks_3d.points, 2).tolist(),
         "pose": {k: round(v, 2) for k, v in face.pose.as_dict().items()},
     }
+    camera = face.extra.get("camera")
+    if camera is not None:
+        scale = float(np.linalg.norm(camera[:, :3], axis=1).mean())
+        record["pose"].update(translation=np.round(camera[:, 3], 3).tolist(), scale=round(scale, 6))
+        record["camera"] = [[float(f"{v:.6g}") for v in row] for row in camera]
+    if face.extra.get("params") is not None:
+        record["params"] = [float(f"{v:.6g}") for v in face.extra["params"]]
+    return record
