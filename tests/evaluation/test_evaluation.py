@@ -82,7 +82,9 @@ def test_aflw2000_report_has_the_protocol_keys_and_consistent_numbers(tmp_path: 
         "dataset",
         "model",
         "n",
+        "boxes",
         "landmarks_from",
+        "detector_missed",
         "nme",
         "nme_reannotated",
         "pose_mae",
@@ -90,6 +92,7 @@ def test_aflw2000_report_has_the_protocol_keys_and_consistent_numbers(tmp_path: 
         "faces_per_second",
     }
     assert (report["dataset"], report["model"], report["n"]) == ("aflw2000-3d", "tiny", 5)
+    assert (report["boxes"], report["detector_missed"]) == ("gt", None)
     assert report["landmarks_from"] == "3dmm parameters"
     assert set(report["pose_mae"]) == {"yaw", "pitch", "roll", "mean", "n"}
     for key in ("nme", "nme_reannotated"):
@@ -134,6 +137,45 @@ def test_aflw2000_pose_error_leaves_out_faces_beyond_99_degrees(tmp_path: Path) 
     assert report["pose_mae"]["pitch"] == pytest.approx(pitch)
     assert report["pose_mae"]["roll"] == pytest.approx(roll)
     assert report["pose_mae"]["mean"] == pytest.approx((yaw + pitch + roll) / 3)
+
+
+def write_original_layout(root: Path) -> np.ndarray:
+    """Five noise photos with their .mat files; faces 0 and 2 are centred at (60, 60), the others at
+    (180, 180). Returns the (5, 68, 3) ground truth."""
+    rng = np.random.default_rng(2)
+    root.mkdir(parents=True)
+    gt = rng.uniform(-15, 15, (len(YAWS), 68, 3))
+    gt[..., :2] -= gt[..., :2].mean(axis=1, keepdims=True)
+    gt[..., :2] += np.where(np.isin(np.arange(len(YAWS)), [0, 2]), 60.0, 180.0)[:, None, None]
+    for i in range(len(YAWS)):
+        name = f"image{i:05d}"
+        Image.fromarray(rng.integers(0, 256, (240, 240, 3), dtype=np.uint8)).save(root / f"{name}.jpg")
+        pose_para = [[PITCHES[i], np.radians(YAWS[i]), 0.1, 0, 0, 0, 1]]
+        scipy.io.savemat(root / f"{name}.mat", {"pt3d_68": gt[i].T, "Pose_Para": pose_para})
+    return gt
+
+
+def test_aflw2000_with_detector_boxes_scores_the_found_faces_and_counts_the_misses(tmp_path, model):
+    """A detection holding the centre of faces 0 and 2 finds them; 1, 3 and 4 (yaw 20, 75, 95) are
+    missed, counted by yaw bin and left out of the NME, which is that of crops cut at the detection."""
+    gt = write_original_layout(tmp_path / "aflw")
+    dataset = load_aflw2000(tmp_path / "aflw")
+    detection = [40.0, 40.0, 80.0, 80.0]
+    result = evaluate_aflw2000(dataset, model, "tiny", progress=False, detector=FixedDetector([detection]))
+    report = result.report
+    assert report["boxes"] == "detector"
+    assert report["detector_missed"] == {"all": 3, "0-30": 1, "30-60": 0, "60-90": 1}
+    crop_box = np.array([60 - 31.5, 60 + 0.14 * 40 - 31.5, 60 + 31.5, 60 + 0.14 * 40 + 31.5])  # 1.58 x 40
+    by_hand = []
+    for i in (0, 2):
+        photo = read_image(tmp_path / "aflw" / f"image{i:05d}.jpg")
+        points = model.predict(crop(photo, crop_box, 120)[None], crop_box[None]).landmarks[0, :, :2]
+        width, height = np.ptp(gt[i, :, :2], axis=0)
+        by_hand.append(100 * np.linalg.norm(points - gt[i, :, :2], axis=1).mean() / np.sqrt(width * height))
+    assert report["nme"]["0-30"] == pytest.approx(by_hand[0], abs=1e-6)
+    assert report["nme"]["30-60"] == pytest.approx(by_hand[1], abs=1e-6)
+    assert report["nme"]["all"] == pytest.approx(np.mean(by_hand), abs=1e-6)
+    assert np.isinf(result.curves()["original"][[1, 3, 4]]).all()
 
 
 def test_aflw2000_per_face_errors_do_not_depend_on_the_batch_size(tmp_path: Path, model) -> None:

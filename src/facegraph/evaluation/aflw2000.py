@@ -1,16 +1,27 @@
-"""Run a crop-to-3DMM model over AFLW2000-3D and score it with the 3DDFA protocol."""
+"""Run a crop-to-3DMM model over AFLW2000-3D and score it with the 3DDFA protocol.
+
+The faces are cut at the protocol's crop boxes (``boxes="gt"``, from the ground truth), or found in the
+original photos by a face detector (``boxes="detector"``), as a user's photos are: a face counts as
+found when a detection holds the centre of its 68 points, and a face the detector misses has no
+landmarks. Its NME is then reported over the found faces, beside how many were missed in each yaw bin;
+the curves count a miss as a failure (an error past every threshold).
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm import tqdm
 
 from facegraph.datasets.aflw2000_3d import Aflw2000
+from facegraph.errors import InputError
+from facegraph.geometry.crops import box_from_detection
 from facegraph.image.crop_regressor import CropRegressor
-from facegraph.metrics.aflw2000 import POSE_LIMIT_DEGREES, aflw2000_nme, summarise_by_yaw
+from facegraph.image.detectors import FaceDetector
+from facegraph.io.images import read_image
+from facegraph.metrics.aflw2000 import POSE_LIMIT_DEGREES, aflw2000_nme, summarise_by_yaw, yaw_bin_masks
 from facegraph.metrics.pose import pose_mae, within_range
 
 
@@ -22,12 +33,16 @@ class Aflw2000Result:
     nme: np.ndarray
     nme_reannotated: np.ndarray | None
 
+    found: np.ndarray | None = None  # with detector boxes: whether each face was found
+
     def curves(self) -> dict[str, np.ndarray]:
-        """Per-face NME against each ground truth, for cumulative error curves."""
+        """Per-face NME against each ground truth, for cumulative error curves (a missed face: inf)."""
         curves = {"original": self.nme}
         if self.nme_reannotated is not None:
             curves["re-annotated"] = self.nme_reannotated
-        return curves
+        if self.found is None:
+            return curves
+        return {name: np.where(self.found, errors, np.inf) for name, errors in curves.items()}
 
 
 def summary_rows(report: dict) -> list[tuple[str, ...]]:
@@ -40,10 +55,42 @@ def summary_rows(report: dict) -> list[tuple[str, ...]]:
     return rows
 
 
+def detector_boxes(
+    dataset: Aflw2000, detector: FaceDetector, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crop boxes cut around each face's detection in its original photo, and whether it was found: the
+    best-scoring detection holding the centre of the face's 68 points (a missed face keeps its protocol
+    box, so that the batch stays whole; its prediction is not scored)."""
+    from facegraph.image.analyzer import detect_faces
+
+    if dataset.images_folder is None:
+        raise InputError("--boxes detector needs the original photos (an images/ folder)", dataset.root)
+    boxes, found = dataset.boxes.copy(), np.zeros(len(dataset), dtype=bool)
+    centres = dataset.landmarks[..., :2].mean(axis=1)
+    for i in tqdm(range(len(dataset)), desc="detecting", unit="photo", disable=not progress):
+        detections = detect_faces(detector, read_image(dataset.images_folder / dataset.names[i]))
+        holding = [
+            d for d in detections if (d.box[:2] <= centres[i]).all() and (centres[i] <= d.box[2:]).all()
+        ]
+        if holding:
+            boxes[i], found[i] = box_from_detection(max(holding, key=lambda d: d.score).box), True
+    return boxes, found
+
+
 def evaluate_aflw2000(
-    dataset: Aflw2000, model: CropRegressor, model_name: str, batch_size: int = 128, progress: bool = True
+    dataset: Aflw2000,
+    model: CropRegressor,
+    model_name: str,
+    batch_size: int = 128,
+    progress: bool = True,
+    detector: FaceDetector | None = None,
 ) -> Aflw2000Result:
-    """Predict every face of ``dataset`` and build the report (NME in percent, pose MAE in degrees)."""
+    """Predict every face of ``dataset`` and build the report (NME in percent, pose MAE in degrees); with
+    a ``detector``, from the faces it finds in the original photos (see the module's docstring)."""
+    found = None
+    if detector is not None:
+        boxes, found = detector_boxes(dataset, detector, progress)
+        dataset = replace(dataset, boxes=boxes, crops_folder=None)
     landmarks, poses = [], []
     start = time.perf_counter()
     with tqdm(total=len(dataset), desc="AFLW2000-3D", unit="face", disable=not progress) as bar:
@@ -57,21 +104,30 @@ def evaluate_aflw2000(
     seconds = time.perf_counter() - start
     landmarks, poses = np.concatenate(landmarks), np.concatenate(poses)
 
+    scored = np.ones(len(dataset), dtype=bool) if found is None else found
     nme = aflw2000_nme(landmarks[..., :2], dataset.landmarks[..., :2])
     report: dict = {"dataset": "aflw2000-3d", "model": model_name, "n": len(dataset)}
+    report["boxes"] = "gt" if found is None else "detector"
     report["landmarks_from"] = "3dmm parameters" if model.morphable is not None else "landmark head"
-    report["nme"] = summarise_by_yaw(nme, dataset.yaw)
+    report["detector_missed"] = None if found is None else _missed_by_bin(found, dataset.yaw)
+    report["nme"] = summarise_by_yaw(nme[scored], dataset.yaw[scored])
     nme_re = None
     if dataset.landmarks_reannotated is not None:
         nme_re = aflw2000_nme(landmarks[..., :2], dataset.landmarks_reannotated)
-        report["nme_reannotated"] = summarise_by_yaw(nme_re, dataset.yaw)
+        report["nme_reannotated"] = summarise_by_yaw(nme_re[scored], dataset.yaw[scored])
     else:
         report["nme_reannotated"] = None
     if dataset.pose is not None:
-        keep = within_range(dataset.pose, POSE_LIMIT_DEGREES)
+        keep = within_range(dataset.pose, POSE_LIMIT_DEGREES) & scored
         report["pose_mae"] = {**pose_mae(poses[keep], dataset.pose[keep]), "n": int(keep.sum())}
     else:
         report["pose_mae"] = None
     report["seconds"] = seconds
     report["faces_per_second"] = len(dataset) / seconds
-    return Aflw2000Result(report, nme, nme_re)
+    return Aflw2000Result(report, nme, nme_re, found)
+
+
+def _missed_by_bin(found: np.ndarray, yaw: np.ndarray) -> dict[str, int]:
+    """How many faces the detector missed, in all and in each |yaw| bin."""
+    missed = {name: int((~found & mask).sum()) for name, mask in yaw_bin_masks(yaw).items()}
+    return {"all": int((~found).sum()), **missed}
