@@ -16,6 +16,13 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_MARK = "shared/data"  # every skip for missing shared data names the folder
 
 
+@pytest.fixture(autouse=True)
+def no_installed_data(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An empty per-user data folder, so that a BFM installed on this machine (`facegraph setup bfm`)
+    cannot change what the tests see; tests of the installed BFM set their own."""
+    monkeypatch.setenv("FACEGRAPH_DATA", str(tmp_path_factory.getbasetemp() / "no-installed-data"))
+
+
 def shared(relative: str) -> Path:
     """A path under ../shared/data, skipping the calling test (saying why) when it is absent."""
     path = SHARED_DATA / relative

@@ -108,13 +108,13 @@ def test_help_lists_every_command(capsys) -> None:
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for command in ("models", "convert", "demo", "eval", "train", "fit", "export", "image", "mesh"):
+    for command in ("models", "convert", "demo", "setup", "eval", "train", "fit", "export", "image", "mesh"):
         assert f"\n    {command} " in out
 
 
 DOCUMENTED_COMMANDS = (
     "models", "convert", "demo", "image", "mesh", "eval aflw2000-3d", "eval 300w", "eval mesh",
-    "train synergynet", "train mesh", "fit mesh-offsets", "fit mesh-prior", "export onnx",
+    "train synergynet", "train mesh", "fit mesh-offsets", "fit mesh-prior", "export onnx", "setup bfm",
 )  # fmt: skip
 # What a section says in other words: the shared options, and "the model options are those of `eval
 # aflw2000-3d`" in `eval 300w`.

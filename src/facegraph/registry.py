@@ -22,6 +22,7 @@ from facegraph.image.tddfa_v2 import CHECKPOINTS, STATS_FILE, load_tddfa_v2
 from facegraph.mesh.landmarker import MeshLandmarker
 from facegraph.mesh.landmarker import bundled_weights as bundled_mesh_weights
 from facegraph.morphable.bfm import BFM_ENV, MorphableModel, load_bfm
+from facegraph.morphable.setup import installed_bfm_folder
 from facegraph.nn.fusion import fold_batchnorm
 
 KINDS = ("image", "mesh")
@@ -122,9 +123,10 @@ def get_model_spec(name: str, kind: str | None = None) -> ModelSpec:
 
 
 def find_bfm_folder(bfm: str | Path | None, weights: str | Path | None) -> Path | str | None:
-    """The BFM folder to use: --bfm, else $FACEGRAPH_BFM, else a ``bfm`` folder beside the weights'.
+    """The BFM folder to use: --bfm, else $FACEGRAPH_BFM, else a ``bfm`` folder beside the weights',
+    else the one ``facegraph setup bfm`` installed (None when there is none).
 
-    The last makes the layout of ../shared/data (``3ddfa-v2/`` beside ``bfm/``) work without flags.
+    The sibling makes the layout of ../shared/data (``3ddfa-v2/`` beside ``bfm/``) work without flags.
     """
     if bfm is not None or os.environ.get(BFM_ENV):
         return bfm
@@ -133,7 +135,7 @@ def find_bfm_folder(bfm: str | Path | None, weights: str | Path | None) -> Path 
         sibling = (weights if weights.is_dir() else weights.parent).parent / "bfm"
         if sibling.is_dir():
             return sibling
-    return None
+    return installed_bfm_folder()
 
 
 def _morphable_for(spec: ModelSpec, bfm: str | Path | None, weights: Weights) -> MorphableModel | None:

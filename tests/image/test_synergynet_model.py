@@ -184,8 +184,9 @@ def test_weights_of_another_width_are_a_user_error(tmp_path):
     assert error.value.path == path and "\n" not in str(error.value)
 
 
-def test_registry_builds_synergynet_without_the_bfm(weights, monkeypatch):
+def test_registry_builds_synergynet_without_the_bfm(weights, tmp_path, monkeypatch):
     monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
+    monkeypatch.setenv("FACEGRAPH_DATA", str(tmp_path / "no-setup"))  # nor one `setup bfm` installed
     model = load_model("synergynet", weights=weights)
     assert isinstance(model, SynergyRegressor) and model.morphable is None
     model = load_model("synergynet", weights=weights.parent)  # a folder holding the file by its shipped name
@@ -196,6 +197,7 @@ def test_registry_folds_batchnorm_and_predicts_what_the_weights_file_does(tmp_pa
     from tests.nn.test_fusion import with_trained_statistics
 
     monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
+    monkeypatch.setenv("FACEGRAPH_DATA", str(tmp_path / "no-setup"))  # nor one `setup bfm` installed
     network = with_trained_statistics(random_network(WIDTH, 0))  # folding must matter to the answers
     weights = tmp_path / BUNDLED_NAME
     save_synergynet(weights, network, face_whitening(), landmark_whitening(), WIDTH, {"epoch": 1})

@@ -49,6 +49,7 @@ def test_whitening_round_trips():
 
 def test_missing_folder_and_missing_flag_are_user_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
+    monkeypatch.setenv("FACEGRAPH_DATA", str(tmp_path / "no-setup"))  # nor one `setup bfm` installed
     with pytest.raises(InputError, match="no BFM folder"):
         load_bfm(None)
     with pytest.raises(InputError, match="not found"):

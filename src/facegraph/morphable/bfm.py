@@ -168,10 +168,16 @@ def _load_triangles(folder: Path) -> np.ndarray | None:
 
 
 def resolve_bfm_folder(folder: str | Path | None) -> Path:
-    """The BFM folder from a flag, else from ``$FACEGRAPH_BFM``; InputError when neither is usable."""
-    chosen = folder if folder is not None else os.environ.get(BFM_ENV)
+    """The BFM folder from a flag, else from ``$FACEGRAPH_BFM``, else the one ``facegraph setup bfm``
+    installed; InputError when none is usable."""
+    from facegraph.morphable.setup import installed_bfm_folder  # it loads BFMs with this module
+
+    chosen = folder if folder is not None else os.environ.get(BFM_ENV) or installed_bfm_folder()
     if not chosen:
-        raise InputError(f"no BFM folder: pass --bfm DIR or set {BFM_ENV} (see docs/data-layouts.md)")
+        raise InputError(
+            f"no BFM folder: run `facegraph setup bfm SOURCE` once, or pass --bfm DIR or set {BFM_ENV}"
+            " (see docs/data-layouts.md)"
+        )
     path = Path(chosen)
     if not path.is_dir():
         raise InputError("BFM folder not found", path)
