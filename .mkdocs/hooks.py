@@ -1,7 +1,7 @@
 """MkDocs hook: publish pages that live outside docs/ without copying them into it.
 
 benchmarks/RESULTS.md (written by the benchmark scripts), the curves it names under benchmarks/results/
-and the two model cards beside the shipped weights are added to the build as if they were in docs/,
+and the model cards beside the shipped weights are added to the build as if they were in docs/,
 under the site paths below. `mkdocs serve` watches the originals.
 """
 
@@ -16,6 +16,7 @@ PAGES = {
     "benchmarks/RESULTS.md": "benchmarks/RESULTS.md",
     "model-cards/synergynet.md": "src/facegraph/data/weights/synergynet.md",
     "model-cards/facegraph-mesh.md": "src/facegraph/data/weights/facegraph-mesh.md",
+    "model-cards/faceboxes.md": "src/facegraph/data/weights/faceboxes.md",
 }
 IMAGES = "benchmarks/results"
 

@@ -78,7 +78,7 @@ def cmd_image(args: argparse.Namespace) -> None:
 def cmd_eval_aflw2000(args: argparse.Namespace) -> None:
     from facegraph.datasets.aflw2000_3d import load_aflw2000
     from facegraph.evaluation.aflw2000 import evaluate_aflw2000, summary_rows
-    from facegraph.image.analyzer import make_detector
+    from facegraph.image.detectors import make_detector
 
     plan_outputs(args, args.json, args.plot, **_model_inputs(args))
     dataset = load_aflw2000(args.data)
@@ -221,13 +221,8 @@ def _register_image(commands, common: argparse.ArgumentParser) -> None:
     )
     image.add_argument("images", nargs="+", metavar="IMG", help="photos, or folders of photos")
     _add_model_args(image)
-    image.add_argument("--detector", default="dlib-hog", help="face detector (default dlib-hog)")
-    image.add_argument(
-        "--min-score",
-        type=finite_float,
-        default=0.25,
-        help="lowest detector score kept (default 0.25; dlib's own: 0)",
-    )
+    image.add_argument("--detector", default="dlib-hog", help=DETECTOR_HELP)
+    image.add_argument("--min-score", type=finite_float, help=MIN_SCORE_HELP)
     image.add_argument("--box", help="x0,y0,x1,y1: the face box in pixels; skips detection")
     image.add_argument("--json", help="write the faces as JSON here ('-': standard output)")
     image.add_argument("--out", help="folder for annotated PNGs, per-photo JSON and meshes")
@@ -253,10 +248,8 @@ def _register_eval(benchmarks, common: argparse.ArgumentParser) -> None:
         help="gt: the protocol's crops (ground-truth boxes); detector: find each face in its original photo,"
         " as a user's photos are (misses are counted, not scored)",
     )
-    aflw.add_argument("--detector", default="dlib-hog", help="with --boxes detector: the face detector")
-    aflw.add_argument(
-        "--min-score", type=finite_float, default=0.25, help="with --boxes detector: lowest score kept"
-    )
+    aflw.add_argument("--detector", default="dlib-hog", help=f"with --boxes detector: {DETECTOR_HELP}")
+    aflw.add_argument("--min-score", type=finite_float, help=f"with --boxes detector: {MIN_SCORE_HELP}")
     _add_eval_outputs(aflw)
     aflw.set_defaults(run=cmd_eval_aflw2000)
 
@@ -354,3 +347,7 @@ def register(groups: dict, common: argparse.ArgumentParser) -> None:
     _register_eval(groups["eval"], common)
     _register_export(groups["export"], common)
     _register_train(groups["train"], common)
+
+
+DETECTOR_HELP = "face detector: dlib-hog (default) or faceboxes (a CNN that also finds turned faces)"
+MIN_SCORE_HELP = "lowest detector score kept (default: the detector's, 0.25 for dlib-hog, 0.5 for faceboxes)"

@@ -17,27 +17,13 @@ from facegraph.devices import pick_device
 from facegraph.errors import InputError
 from facegraph.geometry.crops import box_from_detection, camera_to_image, crop, crop_to_image
 from facegraph.image.crop_regressor import CropRegressor
-from facegraph.image.detectors import Detection, FaceDetector
+from facegraph.image.detectors import Detection, FaceDetector, make_detector
 from facegraph.io.images import read_image
 from facegraph.types import Face, HeadPose, Landmarks
 
 BENCHMARK_TO_PIXEL_CENTRES = -1.0
 MIN_SIDE = 24  # pixels: below this no face can be found or cropped usefully
 DETECTION_MAX_SIDE = 1600  # larger photos are searched at this size, then boxes scale back
-DETECTORS = ("dlib-hog",)
-# dlib HOG scores below this are dropped. Chosen on 300-W's training photos (one annotated face each):
-# it keeps most of their faces, and it drops the astronaut's mission patch, which dlib's own default
-# of 0 reports as a face.
-DEFAULT_MIN_SCORE = 0.25
-
-
-def make_detector(name: str, min_score: float = DEFAULT_MIN_SCORE) -> FaceDetector:
-    """A detector by name (see ``DETECTORS``) keeping detections scoring at least ``min_score``."""
-    if name == "dlib-hog":
-        from facegraph.image.detectors import DlibHogDetector
-
-        return DlibHogDetector(threshold=min_score)
-    raise InputError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
 
 
 def check_photo(rgb: np.ndarray, source: str | Path | None = None) -> None:
@@ -97,7 +83,7 @@ class FaceAnalyzer:
         weights: str | Path | None = None,
         bfm: str | Path | None = None,
         device: str | torch.device | None = None,
-        min_score: float = DEFAULT_MIN_SCORE,
+        min_score: float | None = None,
     ) -> None:
         if isinstance(model, str):
             from facegraph.registry import load_model

@@ -1,7 +1,8 @@
 """Face detectors behind one small interface, ``detect(rgb) -> list[Detection]``, and box matching.
 
 dlib's HOG + linear SVM frontal face detector (King 2009) is built into the dlib-bin wheel: nothing is
-downloaded. It finds frontal and mildly turned faces; profile faces are often missed.
+downloaded. It finds frontal and mildly turned faces; profile faces are often missed. FaceBoxes
+(``facegraph.image.faceboxes``), a small CNN with shipped weights, also finds turned faces.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from typing import Protocol
 
 import numpy as np
 
+from facegraph.errors import InputError
 from facegraph.types import Detection
+
+DETECTORS = ("dlib-hog", "faceboxes")
 
 
 class FaceDetector(Protocol):
@@ -52,3 +56,24 @@ class DlibHogDetector:
             for r, s in zip(rects, scores, strict=True)
         ]
         return sorted(found, key=lambda d: -d.score)
+
+
+# Each detector's lowest score kept by default. dlib's HOG SVM score: chosen on 300-W's training photos
+# (one annotated face each), it keeps most of their faces and drops the astronaut's mission patch,
+# which dlib's own default of 0 reports as a face. FaceBoxes' face probability: 3DDFA_V2's threshold,
+# which gives up little recall for fewer stray boxes than 0.25 (figures in its model card).
+DEFAULT_MIN_SCORES = {"dlib-hog": 0.25, "faceboxes": 0.5}
+
+
+def make_detector(name: str, min_score: float | None = None) -> FaceDetector:
+    """A detector by name (see ``DETECTORS``) keeping detections scoring at least ``min_score`` (dlib's
+    SVM score; FaceBoxes' face probability), by default ``DEFAULT_MIN_SCORES[name]``."""
+    if name in DEFAULT_MIN_SCORES and min_score is None:
+        min_score = DEFAULT_MIN_SCORES[name]
+    if name == "dlib-hog":
+        return DlibHogDetector(threshold=min_score)
+    if name == "faceboxes":
+        from facegraph.image.faceboxes import FaceBoxesDetector
+
+        return FaceBoxesDetector(min_score=min_score)
+    raise InputError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
