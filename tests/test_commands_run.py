@@ -327,3 +327,18 @@ def test_eval_aflw2000_with_onnx_reports_the_pytorch_figures(tmp_path, capsys):
     assert onnx_report["n"] == torch_report["n"] == 3
     for key in ("nme", "nme_reannotated"):
         assert onnx_report[key] == pytest.approx(torch_report[key], abs=1e-3)
+
+
+def test_image_keeps_the_largest_face_with_order_size_and_max_faces(tmp_path, capsys):
+    """einstein.jpg holds two faces (FaceBoxes finds both): --order size --max-faces 1 keeps Einstein's,
+    the larger; --min-face above the other's side keeps his too."""
+    photo = sample_path("einstein.jpg")
+    both = ["image", str(photo), "--detector", "faceboxes", "--quiet", "--json", "-"]
+    assert main(both) == 0
+    faces = json.loads(capsys.readouterr().out)["faces"]
+    assert len(faces) == 2
+    sides = [min(f["box"][2] - f["box"][0], f["box"][3] - f["box"][1]) for f in faces]
+    largest = faces[int(np.argmax(sides))]["box"]
+    for extra in (["--order", "size", "--max-faces", "1"], ["--min-face", str(min(sides) + 1)]):
+        assert main([*both, *extra]) == 0
+        assert [f["box"] for f in json.loads(capsys.readouterr().out)["faces"]] == [largest]

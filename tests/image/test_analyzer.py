@@ -173,3 +173,19 @@ def test_a_mesh_shares_its_landmark_vertices_with_the_points(weights, portrait):
     np.testing.assert_array_equal(face.mesh_faces, morphable.triangles)
     on_mesh = face.mesh_vertices[morphable.landmark_vertices.numpy()]
     np.testing.assert_allclose(on_mesh[:, :2], face.landmarks_3d.points[:, :2], atol=1e-3)
+
+
+def test_face_selection_orders_filters_and_caps_the_detections():
+    from facegraph.image.analyzer import FaceSelection
+    from facegraph.types import Detection
+
+    small_sure = Detection(np.array([0.0, 0.0, 20.0, 30.0]), 0.9)  # shorter side 20
+    big_unsure = Detection(np.array([0.0, 0.0, 100.0, 80.0]), 0.3)  # area 8000
+    middle = Detection(np.array([0.0, 0.0, 40.0, 40.0]), 0.6)  # area 1600
+    found = [big_unsure, small_sure, middle]
+    assert FaceSelection().apply(found) == [small_sure, middle, big_unsure]
+    assert FaceSelection(order="size").apply(found) == [big_unsure, middle, small_sure]
+    assert FaceSelection(max_faces=2).apply(found) == [small_sure, middle]
+    assert FaceSelection(min_side=21).apply(found) == [middle, big_unsure]
+    with pytest.raises(InputError, match="at least 1"):
+        FaceSelection(max_faces=0)

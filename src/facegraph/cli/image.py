@@ -39,6 +39,7 @@ def _photo_model(args: argparse.Namespace):
 def cmd_image(args: argparse.Namespace) -> None:
     from facegraph.geometry.crops import parse_box
     from facegraph.image import FaceAnalyzer
+    from facegraph.image.analyzer import FaceSelection
     from facegraph.image.outputs import face_summary, photo_output_paths, photo_record, write_photo_outputs
     from facegraph.io import read_image
     from facegraph.io.outputs import written_by_facegraph
@@ -53,7 +54,10 @@ def cmd_image(args: argparse.Namespace) -> None:
             for path in photo_output_paths(plan.folder(args.out), photo):
                 plan.file(path, str(photo))
     out = make_folder(args.out)
-    analyzer = FaceAnalyzer(_photo_model(args), args.detector, device=args.device, min_score=args.min_score)
+    selection = FaceSelection(args.order, args.max_faces, args.min_face)
+    analyzer = FaceAnalyzer(
+        _photo_model(args), args.detector, device=args.device, min_score=args.min_score, selection=selection
+    )
     if args.mesh:
         analyzer.check_mesh()
 
@@ -223,6 +227,22 @@ def _register_image(commands, common: argparse.ArgumentParser) -> None:
     _add_model_args(image)
     image.add_argument("--detector", default="dlib-hog", help=DETECTOR_HELP)
     image.add_argument("--min-score", type=finite_float, help=MIN_SCORE_HELP)
+    image.add_argument(
+        "--max-faces", type=int, help="analyse at most this many faces a photo (the first in --order)"
+    )
+    image.add_argument(
+        "--min-face",
+        type=finite_float,
+        default=0.0,
+        metavar="PX",
+        help="skip faces whose box is smaller than this",
+    )
+    image.add_argument(
+        "--order",
+        choices=("score", "size"),
+        default="score",
+        help="faces best first by detector score or box size",
+    )
     image.add_argument("--box", help="x0,y0,x1,y1: the face box in pixels; skips detection")
     image.add_argument("--json", help="write the faces as JSON here ('-': standard output)")
     image.add_argument("--out", help="folder for annotated PNGs, per-photo JSON and meshes")

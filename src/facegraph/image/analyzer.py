@@ -8,6 +8,7 @@ pixel is taken off x and y here, as 3DDFA_V2's own demo does. ``points_3d`` shar
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,31 @@ from facegraph.types import Face, HeadPose, Landmarks
 BENCHMARK_TO_PIXEL_CENTRES = -1.0
 MIN_SIDE = 24  # pixels: below this no face can be found or cropped usefully
 DETECTION_MAX_SIDE = 1600  # larger photos are searched at this size, then boxes scale back
+
+
+@dataclass(frozen=True)
+class FaceSelection:
+    """Which detected faces are analysed: those at least ``min_side`` pixels on their box's shorter side,
+    best first by ``order`` ("score", the detector's, or "size", the box's area), at most ``max_faces``."""
+
+    order: str = "score"
+    max_faces: int | None = None
+    min_side: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.order not in ("score", "size"):
+            raise InputError(f"unknown order {self.order!r}: score or size")
+        if self.max_faces is not None and self.max_faces < 1:
+            raise InputError(f"--max-faces must be at least 1, got {self.max_faces}")
+
+    def apply(self, detections: list[Detection]) -> list[Detection]:
+        sides = [min(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in detections]
+        kept = [d for d, side in zip(detections, sides, strict=True) if side >= self.min_side]
+        if self.order == "size":
+            kept.sort(key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+        else:
+            kept.sort(key=lambda d: -d.score)
+        return kept[: self.max_faces]
 
 
 def check_photo(rgb: np.ndarray, source: str | Path | None = None) -> None:
@@ -84,6 +110,7 @@ class FaceAnalyzer:
         bfm: str | Path | None = None,
         device: str | torch.device | None = None,
         min_score: float | None = None,
+        selection: FaceSelection | None = None,
     ) -> None:
         if isinstance(model, str):
             from facegraph.registry import load_model
@@ -93,6 +120,7 @@ class FaceAnalyzer:
             self.model = model.to(pick_device(device))
         self._detector = detector
         self.min_score = min_score
+        self.selection = selection or FaceSelection()
 
     @property
     def detector(self) -> FaceDetector:
@@ -124,7 +152,7 @@ class FaceAnalyzer:
             raise InputError(f"expected an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}")
         check_photo(rgb, source)
         if boxes is None:
-            detections = detect_faces(self.detector, rgb)
+            detections = self.selection.apply(detect_faces(self.detector, rgb))
         else:
             boxes = np.asarray(boxes, dtype=np.float64)
             if boxes.size == 0 or boxes.size % 4:
@@ -164,7 +192,7 @@ class FaceAnalyzer:
         source = image if isinstance(image, str | Path) else None
         rgb = read_image(image) if source is not None else np.asarray(image)
         check_photo(rgb, source)
-        detections = detect_faces(self.detector, rgb)
+        detections = self.selection.apply(detect_faces(self.detector, rgb))
         size = self.model.input_size
         if not detections:
             return np.empty((0, size, size, 3), np.uint8)
