@@ -105,11 +105,13 @@ class Mesh:
     vertices: (V, 3) float64. faces: (F, 3) int64 vertex indices, or None.
     normals: (V, 3) unit vertex normals (the file's when it has them, else computed by trimesh), or None
         for a point cloud (and for a mesh read with ``read_mesh(..., normals=False)``).
+    colors: (V, 3) uint8 RGB per vertex, written by ``write_mesh`` (PLY, OBJ), or None.
     """
 
     vertices: np.ndarray
     faces: np.ndarray | None = None
     normals: np.ndarray | None = None
+    colors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.vertices = np.asarray(self.vertices, dtype=np.float64)

@@ -41,11 +41,25 @@ def photo_output_paths(out: Path, photo: Path) -> list[Path]:
     return [out / f"{photo.stem}-annotated.png", out / f"{photo.stem}.json", *earlier]
 
 
+def photo_colours(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8: the photo's colour at each point's pixel (x, y in photo pixels, nearest pixel,
+    points off the photo take its nearest edge pixel)."""
+    h, w = rgb.shape[:2]
+    columns = np.clip(np.rint(points[:, 0]).astype(np.int64), 0, w - 1)
+    rows = np.clip(np.rint(points[:, 1]).astype(np.int64), 0, h - 1)
+    return rgb[rows, columns]
+
+
 def write_photo_outputs(out: Path, photo: Path, rgb: np.ndarray, faces: list[Face], record: dict) -> None:
-    """``<stem>-annotated.png``, ``<stem>.json`` and, for faces with a dense mesh, ``<stem>-faceN.obj``."""
+    """``<stem>-annotated.png``, ``<stem>.json`` and, for faces with a dense mesh, ``<stem>-faceN.obj``
+    with each vertex coloured from the photo."""
     annotated, report = photo_output_paths(out, photo)[:2]
     write_image(annotated, annotate_faces(rgb, faces))
     write_report(report, record)
     for i, face in enumerate(faces):
         if face.mesh_vertices is not None:
-            write_mesh(out / f"{photo.stem}-face{i + 1}.obj", Mesh(face.mesh_vertices, face.mesh_faces))
+            colours = photo_colours(rgb, face.mesh_vertices)
+            write_mesh(
+                out / f"{photo.stem}-face{i + 1}.obj",
+                Mesh(face.mesh_vertices, face.mesh_faces, colors=colours),
+            )

@@ -323,12 +323,13 @@ def write_mesh(path: str | Path, mesh: Mesh) -> None:
             rows = "\n".join(" ".join(repr(float(v)) for v in p) for p in mesh.vertices)
             write_atomic(path, f"OFF\n{len(mesh.vertices)} 0 0\n{rows}\n")
             return
-        geometry = trimesh.PointCloud(mesh.vertices.copy())
+        geometry = trimesh.PointCloud(mesh.vertices.copy(), colors=mesh.colors)
     else:
         geometry = trimesh.Trimesh(
             vertices=mesh.vertices.copy(),
             faces=mesh.faces.copy(),
             vertex_normals=None if mesh.normals is None else mesh.normals.copy(),
+            vertex_colors=mesh.colors,
             process=False,
         )
     write_atomic(path, _with_mark(geometry.export(file_type=kind), kind))
