@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEVELOPER_BFM = os.environ.get("FACEGRAPH_BFM")  # a dense BFM the developer named, for the tests of it
 SHARED_MARK = "shared/data"  # every skip for missing shared data names the folder
 
 
 @pytest.fixture(autouse=True)
-def no_installed_data(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """An empty per-user data folder, so that a BFM installed on this machine (`facegraph setup bfm`)
-    cannot change what the tests see; tests of the installed BFM set their own."""
+def no_bfm_from_this_machine(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """No BFM named by $FACEGRAPH_BFM and an empty per-user data folder, so that a BFM on this machine
+    (named, or installed by `facegraph setup bfm`) cannot change what the tests see; tests of a BFM
+    name their own."""
+    monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
     monkeypatch.setenv("FACEGRAPH_DATA", str(tmp_path_factory.getbasetemp() / "no-installed-data"))
 
 

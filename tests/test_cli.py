@@ -32,11 +32,6 @@ CHECKPOINT = "mb05_120x120.pth"
 STATS = "param_mean_std_62d_120x120.pkl"
 
 
-@pytest.fixture(autouse=True)
-def no_bfm_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
-
-
 def write_layout(root: Path, omit: str | None = None) -> Path:
     """A three-face 3DDFA layout of AFLW2000-3D with plausible values; ``omit`` leaves a config out."""
     rng = np.random.default_rng(0)

@@ -22,11 +22,6 @@ from tests.test_cli import user_error, write_bfm_basis
 FACE_REGION = np.array([170.0, 60.0, 270.0, 180.0])
 
 
-@pytest.fixture(autouse=True)
-def no_bfm_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
     return write_random_synergynet(tmp_path_factory.mktemp("cli-image") / "weights" / "random.safetensors")

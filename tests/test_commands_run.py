@@ -28,11 +28,6 @@ from tests.test_cli import write_layout
 EINSTEIN_SHIFT = (40, 25)  # the second einstein is this many pixels cropped off the left and top
 
 
-@pytest.fixture(autouse=True)
-def no_bfm_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
-
-
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory) -> Path:
     return write_random_synergynet(tmp_path_factory.mktemp("commands") / "weights" / "random.safetensors")

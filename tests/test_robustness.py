@@ -535,8 +535,7 @@ def run(argv: list[str]) -> int:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_case(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
-    monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
+def test_case(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = case.build(tmp_path)
     capsys.readouterr()
     before = checksums(tmp_path)

@@ -33,11 +33,6 @@ from tests.test_cli import eval_args, write_bfm_basis, write_layout
 Tensors = dict[str, torch.Tensor]
 
 
-@pytest.fixture(autouse=True)
-def no_bfm_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
-
-
 def rewrite(source: Path, path: Path, change: Callable[[Tensors], None]) -> Path:
     """A copy of the weights file ``source`` at ``path``, its tensors changed in place by ``change``."""
     with safe_open(str(source), framework="pt") as handle:

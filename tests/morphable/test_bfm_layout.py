@@ -21,7 +21,7 @@ import torch
 
 from facegraph.datasets.synthetic_faces import CLEAN, SyntheticFaces, dense_bfm
 from facegraph.morphable import load_bfm
-from tests.conftest import SHARED_DATA
+from tests.conftest import DEVELOPER_BFM, SHARED_DATA
 
 # The grid: NX x NY vertices 5 mm apart in the z = 20 mm plane; vertex id = row * NX + column.
 NX, NY, STEP_MM, PLANE_Z_MM = 20, 15, 5.0, 20.0
@@ -169,7 +169,7 @@ def dense_bfm_folder() -> Path:
     """A BFM folder with the dense bases: $FACEGRAPH_BFM, else get-bfm-bases' default cache folder,
     else ../shared/data/bfm itself; the test skips (saying how to get one) when none has them."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facegraph-dev" / "bfm"
-    candidates = [Path(p) for p in (os.environ.get("FACEGRAPH_BFM"),) if p] + [cache, SHARED_DATA / "bfm"]
+    candidates = [Path(p) for p in (DEVELOPER_BFM,) if p] + [cache, SHARED_DATA / "bfm"]
     for folder in candidates:
         if (folder / "w_shp_sim.npy").is_file() and (folder / "w_exp_sim.npy").is_file():
             return folder

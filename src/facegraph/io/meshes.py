@@ -200,7 +200,7 @@ PLY_HEADER_LIMIT = 1 << 20  # bytes searched for a PLY header's end
 
 
 def _trimesh_source(path: Path) -> Path | io.BytesIO:
-    """What trimesh should read: the file, or its text decoded beforehand.
+    """What trimesh should read: the file (PLY, binary STL), or the text already read, as UTF-8.
 
     First refuses, in plain words, what trimesh reports obscurely or not at all: binary data in a text
     format, a binary STL cut short, a PLY without its header, a text PLY or OFF with fewer lines than
@@ -224,8 +224,8 @@ def _trimesh_source(path: Path) -> Path | io.BytesIO:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        return io.BytesIO(data.decode("latin-1").encode("utf-8"))
-    return path
+        data = data.decode("latin-1").encode("utf-8")
+    return io.BytesIO(data)  # the bytes already read: trimesh need not read the file again
 
 
 def _is_binary_stl(path: Path) -> bool:

@@ -105,22 +105,9 @@ def count_pieces(vertices: np.ndarray, faces: np.ndarray) -> int:
     stores each triangle's corners separately, so a one-piece STL would otherwise count as many)."""
     pieces = _components(faces, len(vertices))
     if pieces > 1:
-        welded = _position_ids(vertices)
-        pieces = _components(welded[faces], int(welded.max()) + 1)
+        _, welded = np.unique(vertices, axis=0, return_inverse=True)
+        pieces = _components(welded.reshape(-1)[faces], int(welded.max()) + 1)
     return pieces
-
-
-def _position_ids(vertices: np.ndarray) -> np.ndarray:
-    """An id per vertex, shared by the vertices at exactly the same position. The vertices are sorted on
-    one number each (much faster than sorting rows) and neighbours then compared whole, so different
-    positions never share an id; equal numbers at different positions could at worst keep a pair of
-    coincident vertices apart."""
-    order = np.argsort(vertices @ np.array([1.0, np.sqrt(2.0), np.sqrt(3.0)]))
-    ordered = vertices[order]
-    starts = np.concatenate([[True], (ordered[1:] != ordered[:-1]).any(axis=1)])
-    ids = np.empty(len(vertices), dtype=np.int64)
-    ids[order] = np.cumsum(starts) - 1
-    return ids
 
 
 def _components(faces: np.ndarray, n_vertices: int) -> int:

@@ -31,12 +31,13 @@ def scan_summary(path: Path, result: MeshLandmarks) -> str:
     return f"{path}: 68 landmarks (refine: {result.refine}, {result.seconds['total']:.2f} s){notes}"
 
 
-OUTPUT_SUFFIXES = (".json", ".pp", "_landmarks.ply", ".png")
+LANDMARK_CLOUD_SUFFIX = "_landmarks.ply"
+OUTPUT_SUFFIXES = (".json", ".pp", LANDMARK_CLOUD_SUFFIX, ".png")
 
 
 def is_landmark_cloud(path: Path) -> bool:
     """Whether ``path`` is the landmark point cloud ``write_scan_outputs`` wrote for a scan (not a scan)."""
-    return path.name.endswith(OUTPUT_SUFFIXES[2]) and written_by_facegraph(path)
+    return path.name.endswith(LANDMARK_CLOUD_SUFFIX) and written_by_facegraph(path)
 
 
 def scan_output_paths(out: Path, path: Path) -> list[Path]:
