@@ -76,7 +76,7 @@ MUTATIONS = [
     Mutation("mesh ignores --units", M + "cli/mesh.py", "\n            mesh, args.refine, args.units, offsets=convention, shape_prior=args.shape_prior", "\n            mesh, args.refine, None, offsets=convention, shape_prior=args.shape_prior", CLI_MESH),
     Mutation("mesh ignores --offsets", M + "cli/mesh.py", "return load_convention(args.offsets, args.markup_rules)", "return load_convention(None, args.markup_rules)", CLI_MESH),
     Mutation("eval mesh reports scan units, not mm", M + "cli/mesh.py", 'to_mm=MM_PER_UNIT[args.units or "mm"],', "to_mm=1.0,", CLI_MESH),
-    Mutation("image ignores --min-score", M + "cli/image.py", "device=args.device, min_score=args.min_score)", "device=args.device, min_score=0.25)", CLI_IMAGE),
+    Mutation("image ignores --min-score", M + "cli/image.py", "min_score=args.min_score, selection=selection", "min_score=None, selection=selection", CLI_IMAGE),
     Mutation("image ignores --box", M + "cli/image.py", "box = None if args.box is None else parse_box(args.box)[None]", "box = None", CLI_IMAGE),
     Mutation("eval 300w ignores --boxes", M + "cli/image.py", "dataset, _photo_model(args), args.model, boxes=args.boxes,", 'dataset, _photo_model(args), args.model, boxes="gt",', CLI_IMAGE),
     # safety
