@@ -3,8 +3,10 @@
 The faces are cut at the protocol's crop boxes (``boxes="gt"``, from the ground truth), or found in the
 original photos by a face detector (``boxes="detector"``), as a user's photos are: a face counts as
 found when a detection holds the centre of its 68 points, and a face the detector misses has no
-landmarks. Its NME is then reported over the found faces, beside how many were missed in each yaw bin;
-the curves count a miss as a failure (an error past every threshold).
+landmarks. As ``facegraph image`` does, each found face is cut again around the landmarks predicted
+(``RECROP_PASSES`` times) before its final prediction. Its NME is then reported over the found faces,
+beside how many were missed in each yaw bin; the curves count a miss as a failure (an error past every
+threshold).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from tqdm import tqdm
 
 from facegraph.datasets.aflw2000_3d import Aflw2000
 from facegraph.errors import InputError
-from facegraph.geometry.crops import box_from_detection
-from facegraph.image.crop_regressor import CropRegressor
+from facegraph.geometry.crops import box_from_detection, crop
+from facegraph.image.analyzer import RECROP_PASSES, predict_recropped
+from facegraph.image.crop_regressor import CropPrediction, CropRegressor
 from facegraph.image.detectors import FaceDetector
 from facegraph.io.images import read_image
 from facegraph.metrics.aflw2000 import POSE_LIMIT_DEGREES, aflw2000_nme, summarise_by_yaw, yaw_bin_masks
@@ -96,8 +99,7 @@ def evaluate_aflw2000(
     with tqdm(total=len(dataset), desc="AFLW2000-3D", unit="face", disable=not progress) as bar:
         for first in range(0, len(dataset), batch_size):
             indices = range(first, min(first + batch_size, len(dataset)))
-            crops = np.stack([dataset.crop(i) for i in indices])
-            prediction = model.predict(crops, dataset.boxes[first : indices.stop])
+            prediction = _predict(dataset, model, indices, recrop=found is not None)
             landmarks.append(prediction.landmarks)
             poses.append(prediction.pose)
             bar.update(len(indices))
@@ -110,6 +112,7 @@ def evaluate_aflw2000(
     report["boxes"] = "gt" if found is None else "detector"
     report["landmarks_from"] = "3dmm parameters" if model.morphable is not None else "landmark head"
     report["detector_missed"] = None if found is None else _missed_by_bin(found, dataset.yaw)
+    report["recrop_passes"] = 0 if found is None else RECROP_PASSES
     report["nme"] = summarise_by_yaw(nme[scored], dataset.yaw[scored])
     nme_re = None
     if dataset.landmarks_reannotated is not None:
@@ -125,6 +128,20 @@ def evaluate_aflw2000(
     report["seconds"] = seconds
     report["faces_per_second"] = len(dataset) / seconds
     return Aflw2000Result(report, nme, nme_re, found)
+
+
+def _predict(dataset: Aflw2000, model: CropRegressor, indices: range, recrop: bool) -> CropPrediction:
+    """The model's prediction for faces ``indices``, at their boxes; with ``recrop``, as the photo
+    pipeline gives it (cut again around the landmarks predicted)."""
+    boxes = dataset.boxes[indices.start : indices.stop]
+    if not recrop:
+        return model.predict(np.stack([dataset.crop(i) for i in indices]), boxes)
+    photos = [read_image(dataset.images_folder / dataset.names[i]) for i in indices]
+
+    def cut(at: np.ndarray) -> np.ndarray:
+        return np.stack([crop(photo, box, model.input_size) for photo, box in zip(photos, at, strict=True)])
+
+    return predict_recropped(model, cut, boxes)[1]
 
 
 def _missed_by_bin(found: np.ndarray, yaw: np.ndarray) -> dict[str, int]:

@@ -2,7 +2,8 @@
 
 Faces are cropped from the ground-truth landmarks' box (``boxes="gt"``, the 300-W protocol) or from
 the detection that overlaps it most (``boxes="detector"``; a face the detector misses falls back to
-the ground-truth box and is counted). NME uses every one of the 68 points, normalised per face by the
+the ground-truth box and is counted; a found face is cut again around its predicted landmarks, as
+``facegraph image`` does). NME uses every one of the 68 points, normalised per face by the
 outer eye corners (36, 45: inter-ocular) and by the eye centres (inter-pupil); AUC and failure rate are
 taken at each normaliser's threshold from the annotations' ``db_info.json`` (8% by default).
 """
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from facegraph.datasets.faces68 import DEFAULT_NORMS, Faces68
 from facegraph.geometry.crops import box_from_detection, box_from_landmarks, crop
+from facegraph.image.analyzer import RECROP_PASSES, predict_recropped
 from facegraph.image.crop_regressor import CropRegressor
 from facegraph.image.detectors import FaceDetector, best_match
 from facegraph.io.images import read_image
@@ -97,7 +99,7 @@ def evaluate_faces68(
     for index in tqdm(range(len(dataset)), desc=dataset.name, unit="face", disable=not progress):
         photo = read_image(dataset.photos[index])
         gt = dataset.landmarks[index]
-        box = box_from_landmarks(gt)
+        box, passes = box_from_landmarks(gt), 0
         if boxes == "detector":
             match = best_match(
                 detector.detect(photo), np.concatenate([gt.min(0), gt.max(0)]), MIN_DETECTION_IOU
@@ -105,9 +107,13 @@ def evaluate_faces68(
             if match is None:
                 missed += 1
             else:
-                box = box_from_detection(match.box)
-        face_crop = crop(photo, box, model.input_size)
-        predictions.append(model.predict(face_crop[None], box[None]).landmarks[0, :, :2])
+                box, passes = box_from_detection(match.box), RECROP_PASSES
+
+        def cut(at: np.ndarray, photo: np.ndarray = photo) -> np.ndarray:
+            return np.stack([crop(photo, b, model.input_size) for b in at])
+
+        prediction = predict_recropped(model, cut, box[None], passes)[1]
+        predictions.append(prediction.landmarks[0, :, :2])
     seconds = time.perf_counter() - start
     predictions = np.stack(predictions)
 

@@ -8,6 +8,7 @@ pixel is taken off x and y here, as 3DDFA_V2's own demo does. ``points_3d`` shar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,14 @@ import torch
 
 from facegraph.devices import pick_device
 from facegraph.errors import InputError
-from facegraph.geometry.crops import box_from_detection, camera_to_image, crop, crop_to_image
-from facegraph.image.crop_regressor import CropRegressor
+from facegraph.geometry.crops import (
+    box_from_detection,
+    box_from_landmarks,
+    camera_to_image,
+    crop,
+    crop_to_image,
+)
+from facegraph.image.crop_regressor import CropPrediction, CropRegressor
 from facegraph.image.detectors import Detection, FaceDetector, make_detector
 from facegraph.io.images import read_image
 from facegraph.types import Face, HeadPose, Landmarks
@@ -25,6 +32,10 @@ from facegraph.types import Face, HeadPose, Landmarks
 BENCHMARK_TO_PIXEL_CENTRES = -1.0
 MIN_SIDE = 24  # pixels: below this no face can be found or cropped usefully
 DETECTION_MAX_SIDE = 1600  # larger photos are searched at this size, then boxes scale back
+# Times a face is cut again around the landmarks just predicted (3DDFA's crop rule, the one the networks
+# were trained on) before the final prediction: a detector's box frames a face differently. Chosen on
+# 300-W's training photos with FaceBoxes boxes (benchmarks/detection.py, crop-refinement section).
+RECROP_PASSES = 2
 
 
 @dataclass(frozen=True)
@@ -162,8 +173,10 @@ class FaceAnalyzer:
             detections = [Detection(check_box(b, rgb, source), 1.0) for b in boxes.reshape(-1, 4)]
         if not detections:
             return []
-        crop_boxes, crops = self._cut(rgb, detections)
-        prediction = self.model.predict(crops, crop_boxes)
+        crop_boxes = np.stack([box_from_detection(d.box) for d in detections])
+        crop_boxes, prediction = predict_recropped(
+            self.model, lambda boxes: _cut(rgb, boxes, self.model.input_size), crop_boxes
+        )
         vertices = self._dense(prediction.params, crop_boxes) if mesh else None
         cameras = camera_to_image(
             prediction.params[:, :12].reshape(-1, 3, 4), crop_boxes, self.model.input_size
@@ -196,12 +209,9 @@ class FaceAnalyzer:
         size = self.model.input_size
         if not detections:
             return np.empty((0, size, size, 3), np.uint8)
-        return self._cut(rgb, detections)[1]
-
-    def _cut(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[np.ndarray, np.ndarray]:
-        """The crop boxes (K, 4) for detections, and the crops cut at them."""
-        crop_boxes = np.stack([box_from_detection(d.box) for d in detections])
-        return crop_boxes, np.stack([crop(rgb, b, self.model.input_size) for b in crop_boxes])
+        boxes = np.stack([box_from_detection(d.box) for d in detections])
+        boxes, _ = predict_recropped(self.model, lambda b: _cut(rgb, b, size), boxes)
+        return _cut(rgb, boxes, size)
 
     @torch.inference_mode()
     def _dense(self, params: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray:
@@ -210,6 +220,26 @@ class FaceAnalyzer:
         vertices = crop_to_image(dense.cpu().numpy(), crop_boxes, self.model.input_size)
         vertices[..., :2] += BENCHMARK_TO_PIXEL_CENTRES
         return vertices
+
+
+def _cut(rgb: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """(K, size, size, 3) crops of a photo at (K, 4) crop boxes."""
+    return np.stack([crop(rgb, box, size) for box in boxes])
+
+
+def predict_recropped(
+    model: CropRegressor,
+    cut: Callable[[np.ndarray], np.ndarray],
+    boxes: np.ndarray,
+    passes: int = RECROP_PASSES,
+) -> tuple[np.ndarray, CropPrediction]:
+    """The final crop boxes and prediction: predicted at ``boxes`` (K, 4), then ``passes`` times again
+    at the crop box of the landmarks just predicted. ``cut(boxes)`` gives the crops at boxes."""
+    prediction = model.predict(cut(boxes), boxes)
+    for _ in range(passes):
+        boxes = np.stack([box_from_landmarks(points) for points in prediction.landmarks])
+        prediction = model.predict(cut(boxes), boxes)
+    return boxes, prediction
 
 
 _DEFAULT: FaceAnalyzer | None = None
