@@ -12,7 +12,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,train,export,docs]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,train,export,docs,bench]'
 	touch $(STAMP)
 
 demo: $(STAMP)

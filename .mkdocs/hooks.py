@@ -17,6 +17,7 @@ PAGES = {
     "model-cards/synergynet.md": "src/facegraph/data/weights/synergynet.md",
     "model-cards/facegraph-mesh.md": "src/facegraph/data/weights/facegraph-mesh.md",
     "model-cards/faceboxes.md": "src/facegraph/data/weights/faceboxes.md",
+    "model-cards/blazeface_short.md": "src/facegraph/data/weights/blazeface_short.md",
 }
 IMAGES = "benchmarks/results"
 

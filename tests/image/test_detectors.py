@@ -6,7 +6,18 @@ import numpy as np
 import pytest
 
 from facegraph.demo import sample_path
-from facegraph.image.detectors import Detection, DlibHogDetector, best_match, iou
+from facegraph.errors import InputError
+from facegraph.image.detectors import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    VOUCHING_SCORE,
+    CombinedDetector,
+    Detection,
+    DlibHogDetector,
+    best_match,
+    iou,
+    make_detector,
+)
 from facegraph.io import read_image, read_landmarks
 
 
@@ -61,3 +72,48 @@ def test_dlib_hog_finds_the_face_in_the_bundled_photo() -> None:
     match = best_match(detections, face_box, 0.3)
     assert match is not None
     assert iou(match.box, face_box) > 0.3
+
+
+class Fixed:
+    """A stand-in detector that finds the same detections in every photo."""
+
+    def __init__(self, *detections: Detection) -> None:
+        self.detections = list(detections)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        return list(self.detections)
+
+
+def test_combined_detector_adds_the_second_detectors_faces_the_first_missed_but_saw() -> None:
+    """The main detector's faces (score >= 0.5) stay; a second detection is added when it is not one of
+    them and the main detector saw something there (a low-scored box holding its centre)."""
+    face = Detection(box(0, 0, 100, 100), 0.6)
+    glimpse = Detection(box(190, 0, 310, 110), 0.03)  # too low to be a face, enough to vouch
+    main = Fixed(face, glimpse)
+    same_face = Detection(box(10, 10, 105, 105), 0.99)  # IoU 0.74 with the main face: the same face
+    missed_face = Detection(box(200, 0, 300, 100), 0.9)
+    unseen = Detection(box(400, 400, 500, 500), 0.95)  # no main box there at all
+    second = Fixed(same_face, missed_face, unseen)
+    found = CombinedDetector(main, second, min_score=0.5).detect(np.zeros((8, 8, 3), np.uint8))
+    assert [d.box.tolist() for d in found] == [[200, 0, 300, 100], [0, 0, 100, 100]]  # best first
+
+
+def test_the_default_detector_is_the_combination_and_the_cli_names_the_same() -> None:
+    from facegraph.cli.image import DEFAULT_DETECTOR as CLI_DEFAULT
+    from facegraph.image.blazeface import BlazeFaceDetector
+    from facegraph.image.faceboxes import FaceBoxesDetector
+
+    assert CLI_DEFAULT == DEFAULT_DETECTOR == DETECTORS[0] == "faceboxes+blazeface"
+    combined = make_detector(DEFAULT_DETECTOR, 0.7, smallest_face=24)
+    assert isinstance(combined.main, FaceBoxesDetector) and isinstance(combined.second, BlazeFaceDetector)
+    assert (combined.min_score, combined.main.smallest_face, combined.second.min_score) == (0.7, 24, 0.5)
+    assert combined.main.min_score == VOUCHING_SCORE < 0.5  # FaceBoxes' low boxes vouch for BlazeFace's
+    with pytest.raises(InputError, match="unknown detector 'mtcnn'"):
+        make_detector("mtcnn")
+
+
+def test_the_default_detector_finds_the_bundled_astronaut_once() -> None:
+    found = make_detector(DEFAULT_DETECTOR).detect(read_image(sample_path("astronaut.jpg")))
+    assert len(found) == 1
+    centre = np.array([220.0, 121.0])  # the middle of her face, between the eyes and the mouth
+    assert (found[0].box[:2] <= centre).all() and (centre <= found[0].box[2:]).all()

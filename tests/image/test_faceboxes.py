@@ -135,9 +135,49 @@ def test_photos_above_the_size_bound_are_searched_downscaled_and_boxes_scale_bac
 
 
 def test_registered_under_its_name() -> None:
-    assert DETECTORS == ("dlib-hog", "faceboxes")
-    chosen = make_detector("faceboxes", 0.7)
+    assert "faceboxes" in DETECTORS
+    chosen = make_detector("faceboxes", 0.7, smallest_face=20)
     assert isinstance(chosen, FaceBoxesDetector) and chosen.min_score == 0.7
+    assert chosen.smallest_face == 20
+
+
+def small_faces_picture(astronaut: np.ndarray, sides: tuple[int, ...]) -> tuple[np.ndarray, list]:
+    """A 640 x 480 grey picture with the astronaut's head pasted at each of ``sides`` (pixels, the face
+    about half of it), and where each face's centre lies."""
+    from PIL import Image
+
+    head = Image.fromarray(astronaut[40:260, 110:330])  # the face with hair and collar around it
+    picture = np.full((480, 640, 3), 128, np.uint8)
+    centres = []
+    for k, side in enumerate(sides):
+        x, y = 40 + 150 * k, 200
+        picture[y : y + side, x : x + side] = np.asarray(head.resize((side, side), Image.BILINEAR))
+        centres.append(np.array([x + 0.5 * side, y + 0.5 * side]))
+    return picture, centres
+
+
+def holds(detections, centre) -> bool:
+    return any((d.box[:2] <= centre).all() and (centre <= d.box[2:]).all() for d in detections)
+
+
+def test_small_faces_are_found_only_when_asked_for_by_an_enlarged_search(detector, astronaut) -> None:
+    """A face of about 24 pixels is below FaceBoxes' reach at the photo's own size; with
+    ``smallest_face=20`` the photo is searched again enlarged and it is found, as the large one still is."""
+    picture, (small, large) = small_faces_picture(astronaut, (48, 220))
+    plain = detector.detect(picture)
+    assert holds(plain, large) and not holds(plain, small)
+    asked = FaceBoxesDetector(min_score=0.5, smallest_face=20)
+    assert asked.enlargement(480, 640) == pytest.approx(48 / 20)
+    found = asked.detect(picture)
+    assert holds(found, small) and holds(found, large)
+    assert len(found) == 2  # the large face once, although both searches see it
+
+
+def test_the_enlarged_search_is_bounded_on_huge_photos() -> None:
+    asked = FaceBoxesDetector(min_score=0.5, smallest_face=10)
+    assert asked.enlargement(4000, 6000) == 1.0  # no second search beyond the bound
+    assert asked.enlargement(480, 640) * 640 <= 2048
+    assert FaceBoxesDetector(smallest_face=60).enlargement(480, 640) == 1.0
 
 
 def test_cli_reports_the_astronauts_one_face(tmp_path: Path, capsys) -> None:

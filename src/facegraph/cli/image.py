@@ -225,7 +225,7 @@ def _register_image(commands, common: argparse.ArgumentParser) -> None:
     )
     image.add_argument("images", nargs="+", metavar="IMG", help="photos, or folders of photos")
     _add_model_args(image)
-    image.add_argument("--detector", default="dlib-hog", help=DETECTOR_HELP)
+    image.add_argument("--detector", default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     image.add_argument("--min-score", type=finite_float, help=MIN_SCORE_HELP)
     image.add_argument(
         "--max-faces", type=int, help="analyse at most this many faces a photo (the first in --order)"
@@ -235,7 +235,8 @@ def _register_image(commands, common: argparse.ArgumentParser) -> None:
         type=finite_float,
         default=0.0,
         metavar="PX",
-        help="skip faces whose box is smaller than this",
+        help="skip faces whose box is smaller than this; below 48, FaceBoxes also searches an enlarged photo"
+        " for faces down to this size (slower)",
     )
     image.add_argument(
         "--order",
@@ -272,7 +273,7 @@ def _register_eval(benchmarks, common: argparse.ArgumentParser) -> None:
         help="gt: the protocol's crops (ground-truth boxes); detector: find each face in its original photo,"
         " as a user's photos are (misses are counted, not scored)",
     )
-    aflw.add_argument("--detector", default="dlib-hog", help=f"with --boxes detector: {DETECTOR_HELP}")
+    aflw.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"with --boxes detector: {DETECTOR_HELP}")
     aflw.add_argument("--min-score", type=finite_float, help=f"with --boxes detector: {MIN_SCORE_HELP}")
     _add_eval_outputs(aflw)
     aflw.set_defaults(run=cmd_eval_aflw2000)
@@ -373,5 +374,13 @@ def register(groups: dict, common: argparse.ArgumentParser) -> None:
     _register_train(groups["train"], common)
 
 
-DETECTOR_HELP = "face detector: dlib-hog (default) or faceboxes (a CNN that also finds turned faces)"
-MIN_SCORE_HELP = "lowest detector score kept (default: the detector's, 0.25 for dlib-hog, 0.5 for faceboxes)"
+# facegraph.image.detectors.DEFAULT_DETECTOR, named here so that the CLI starts without numpy
+DEFAULT_DETECTOR = "faceboxes+blazeface"
+DETECTOR_HELP = (
+    "face detector: faceboxes+blazeface (default: two CNNs, faces in every pose and down to about 48 px),"
+    " faceboxes, blazeface (large faces only) or dlib-hog (frontal faces)"
+)
+MIN_SCORE_HELP = (
+    "lowest detector score kept (default: the detector's; 0.5 for the CNNs' face probability, 0.25 for"
+    " dlib-hog's SVM score; with faceboxes+blazeface it sets FaceBoxes')"
+)

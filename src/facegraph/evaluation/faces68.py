@@ -91,9 +91,9 @@ def evaluate_faces68(
 ) -> Faces68Result:
     """Predict every face and build the report; subsets from the dataset are reported too."""
     if boxes == "detector" and detector is None:
-        from facegraph.image.detectors import DlibHogDetector
+        from facegraph.image.detectors import DEFAULT_DETECTOR, make_detector
 
-        detector = DlibHogDetector()
+        detector = make_detector(DEFAULT_DETECTOR)
     predictions, missed = [], 0
     start = time.perf_counter()
     for index in tqdm(range(len(dataset)), desc=dataset.name, unit="face", disable=not progress):

@@ -25,7 +25,7 @@ from facegraph.geometry.crops import (
     crop_to_image,
 )
 from facegraph.image.crop_regressor import CropPrediction, CropRegressor
-from facegraph.image.detectors import Detection, FaceDetector, make_detector
+from facegraph.image.detectors import DEFAULT_DETECTOR, Detection, FaceDetector, make_detector
 from facegraph.io.images import read_image
 from facegraph.types import Face, HeadPose, Landmarks
 
@@ -116,7 +116,7 @@ class FaceAnalyzer:
     def __init__(
         self,
         model: str | CropRegressor = "synergynet",
-        detector: str | FaceDetector = "dlib-hog",
+        detector: str | FaceDetector = DEFAULT_DETECTOR,
         weights: str | Path | None = None,
         bfm: str | Path | None = None,
         device: str | torch.device | None = None,
@@ -136,7 +136,7 @@ class FaceAnalyzer:
     @property
     def detector(self) -> FaceDetector:
         if isinstance(self._detector, str):
-            self._detector = make_detector(self._detector, self.min_score)
+            self._detector = make_detector(self._detector, self.min_score, self.selection.min_side)
         return self._detector
 
     def check_mesh(self) -> None:
@@ -246,7 +246,7 @@ _DEFAULT: FaceAnalyzer | None = None
 
 
 def analyze(image: np.ndarray | str | Path, boxes: np.ndarray | None = None) -> list[Face]:
-    """Faces in a photo with the shipped SynergyNet and dlib's HOG detector (loaded once)."""
+    """Faces in a photo with the shipped SynergyNet and the default detector (loaded once)."""
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = FaceAnalyzer()

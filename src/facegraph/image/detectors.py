@@ -2,7 +2,12 @@
 
 dlib's HOG + linear SVM frontal face detector (King 2009) is built into the dlib-bin wheel: nothing is
 downloaded. It finds frontal and mildly turned faces; profile faces are often missed. FaceBoxes
-(``facegraph.image.faceboxes``), a small CNN with shipped weights, also finds turned faces.
+(``facegraph.image.faceboxes``), a small CNN with shipped weights, also finds turned faces, at any size
+from about 48 pixels (smaller with ``smallest_face``). MediaPipe's BlazeFace short-range
+(``facegraph.image.blazeface``) sees the whole photo at 128 pixels: it finds only large faces, but
+those in every pose. ``faceboxes+blazeface``, the default, runs both and adds BlazeFace's faces that
+FaceBoxes did not find but saw something in (the detection benchmark in benchmarks/RESULTS.md compares
+them all).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import numpy as np
 from facegraph.errors import InputError
 from facegraph.types import Detection
 
-DETECTORS = ("dlib-hog", "faceboxes")
+BLAZEFACE_MIN_SCORE = 0.5
+DETECTORS = ("faceboxes+blazeface", "faceboxes", "blazeface", "dlib-hog")
+DEFAULT_DETECTOR = "faceboxes+blazeface"
 
 
 class FaceDetector(Protocol):
@@ -58,22 +65,68 @@ class DlibHogDetector:
         return sorted(found, key=lambda d: -d.score)
 
 
+class CombinedDetector:
+    """A main detector and a second one whose faces are added where the main one found none.
+
+    ``main`` runs at a low threshold: its detections scoring ``min_score`` or more are faces, the rest
+    only vouch for the second detector's. A second detection is added when it overlaps no main face by
+    more than ``max_iou`` and its centre lies in a box of the main detector's (any score): a face the
+    main detector scored low is confirmed, a pattern it saw nothing in is not.
+    """
+
+    def __init__(
+        self, main: FaceDetector, second: FaceDetector, min_score: float, max_iou: float = 0.3
+    ) -> None:
+        self.main, self.second, self.min_score, self.max_iou = main, second, min_score, max_iou
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        candidates = self.main.detect(rgb)
+        found = [c for c in candidates if c.score >= self.min_score]
+        added = [
+            d
+            for d in self.second.detect(rgb)
+            if all(iou(d.box, f.box) <= self.max_iou for f in found) and _vouched(d, candidates)
+        ]
+        return sorted(found + added, key=lambda d: -d.score)
+
+
+def _vouched(detection: Detection, boxes: list[Detection]) -> bool:
+    centre = (detection.box[:2] + detection.box[2:]) / 2
+    return any((b.box[:2] <= centre).all() and (centre <= b.box[2:]).all() for b in boxes)
+
+
 # Each detector's lowest score kept by default. dlib's HOG SVM score: chosen on 300-W's training photos
 # (one annotated face each), it keeps most of their faces and drops the astronaut's mission patch,
 # which dlib's own default of 0 reports as a face. FaceBoxes' face probability: 3DDFA_V2's threshold,
-# which gives up little recall for fewer stray boxes than 0.25 (figures in its model card).
-DEFAULT_MIN_SCORES = {"dlib-hog": 0.25, "faceboxes": 0.5}
+# which gives up little recall for fewer stray boxes than 0.25 (figures in its model card). BlazeFace's
+# face probability: MediaPipe's, kept after comparing lower ones on AFLW's training faces and face-free
+# calibration crops (benchmarks/detector_calibration.py).
+DEFAULT_MIN_SCORES = {"dlib-hog": 0.25, "faceboxes": 0.5, "blazeface": BLAZEFACE_MIN_SCORE}
+# The lowest FaceBoxes score that vouches for a BlazeFace face in ``faceboxes+blazeface``: chosen with
+# BlazeFace's threshold on the same calibration sets; it keeps the recall there and drops most of
+# BlazeFace's false detections.
+VOUCHING_SCORE = 0.02
 
 
-def make_detector(name: str, min_score: float | None = None) -> FaceDetector:
+def make_detector(name: str, min_score: float | None = None, smallest_face: float = 0.0) -> FaceDetector:
     """A detector by name (see ``DETECTORS``) keeping detections scoring at least ``min_score`` (dlib's
-    SVM score; FaceBoxes' face probability), by default ``DEFAULT_MIN_SCORES[name]``."""
-    if name in DEFAULT_MIN_SCORES and min_score is None:
+    SVM score; a CNN's face probability), by default ``DEFAULT_MIN_SCORES[name]``; ``smallest_face``
+    (pixels) makes FaceBoxes also search an enlarged photo for faces down to that size. For
+    ``faceboxes+blazeface``, ``min_score`` applies to FaceBoxes; BlazeFace keeps its default."""
+    if name not in DETECTORS:
+        raise InputError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+    if name == "faceboxes+blazeface":
+        main = make_detector("faceboxes", VOUCHING_SCORE, smallest_face)
+        faces_from = DEFAULT_MIN_SCORES["faceboxes"] if min_score is None else min_score
+        return CombinedDetector(main, make_detector("blazeface"), faces_from)
+    if min_score is None:
         min_score = DEFAULT_MIN_SCORES[name]
     if name == "dlib-hog":
         return DlibHogDetector(threshold=min_score)
-    if name == "faceboxes":
-        from facegraph.image.faceboxes import FaceBoxesDetector
+    if name == "blazeface":
+        from facegraph.image.blazeface import BlazeFaceDetector
 
-        return FaceBoxesDetector(min_score=min_score)
-    raise InputError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+        return BlazeFaceDetector(min_score=min_score)
+    from facegraph.image.faceboxes import FaceBoxesDetector
+
+    return FaceBoxesDetector(min_score=min_score, smallest_face=smallest_face)
