@@ -5,11 +5,12 @@ Sets (``detection_sets``): AFLW2000-3D's 2,000 original photos (found: a detecti
 the face's fitted 68 points; by |yaw| bin), 300-W's 1,207 training faces, crowds of small faces (20-120
 px), frames of moving portraits, and face-free photos. The peers (``peer_detectors``: dlib's CNN, MMOD;
 MediaPipe's BlazeFace short- and full-range run by ai-edge-litert) are for comparison only; dlib's CNN
-takes about a second a photo on this CPU, so it sees every fourth photo or frame of each set (and half
-of the crowd pictures), and the default's figures on those same subsets are given beside it. The faces
-found in AFLW2000-3D are predicted by the shipped SynergyNet as ``facegraph eval aflw2000-3d --boxes
-detector`` does (detection crop, then cut again around the landmarks), beside the protocol's crops; on
-300-W's faces, the crop refinement is scored for 0-3 passes. Writes RESULTS.md's "detection" section.
+takes one to several seconds a photo on this CPU, so it sees every eighth photo or frame of each set
+(and a quarter of the crowd pictures), and the default's figures on those same subsets are given
+beside it. The faces found in AFLW2000-3D are predicted by the shipped SynergyNet as ``facegraph eval
+aflw2000-3d --boxes detector`` does (detection crop, then cut again around the landmarks), beside the
+protocol's crops; on 300-W's faces, the crop refinement is scored for 0-3 passes.
+Writes RESULTS.md's "detection" section.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from peer_detectors import models_folder, peer_detectors
 
 OURS = ("faceboxes+blazeface", "faceboxes+blazeface --min-face 20", "faceboxes", "blazeface", "dlib-hog")
 NME_ROWS = ("faceboxes+blazeface", "faceboxes", "dlib-hog")
-SLOW = "dlib-mmod"  # sees every fourth photo
+SLOW = "dlib-mmod"  # sees every eighth photo
 SIZES = ((640, 480), (1920, 1080))
 BINS = ("0-30", "30-60", "60-90")
 SIZE_BINS = ((20, 32), (32, 48), (48, 121))
@@ -58,7 +59,7 @@ def detectors() -> dict[str, FaceDetector]:
     return {**{name: ours[name] for name in OURS}, **peer_detectors(models_folder())}
 
 
-def every(name: str, n: int, step: int = 4) -> np.ndarray:
+def every(name: str, n: int, step: int = 8) -> np.ndarray:
     return np.arange(0, n, step if name == SLOW else 1)
 
 
@@ -97,7 +98,7 @@ def aflw_rows(data, model, dets: dict, photos: list[np.ndarray]) -> tuple[list[s
                 data, model, "synergynet", progress=False, detector=Replay(found_list)
             ).report
             nme = _nme_cells(report["nme"])
-        label = f"`{name}`" + (" (every 4th photo)" if name == SLOW else "")
+        label = f"`{name}`" + (" (every 8th photo)" if name == SLOW else "")
         rows.append(f"| {label} | " + " | ".join(f"{r:.1f} %" for r in recall) + f" | {nme or ' | | | '} |")
     return rows, found_by
 
@@ -110,7 +111,7 @@ def _nme_cells(nme: dict) -> str:
     return " | ".join(f"{nme[k]:.3f}" for k in (*BINS, "mean"))
 
 
-def labelled_recall(dets: dict, pictures: list, label: str, step: int = 4) -> dict[str, tuple]:
+def labelled_recall(dets: dict, pictures: list, label: str, step: int = 8) -> dict[str, tuple]:
     """Per detector: (found, sizes) over the known faces of ``pictures`` (the slow one: every ``step``th)."""
     out = {}
     for name, detector in dets.items():
@@ -186,13 +187,13 @@ def main() -> None:
     aflw, aflw_found = aflw_rows(data, model, dets, [read_image(data.images_folder / n) for n in data.names])
     singles = [_single(faces, i) for i in range(len(faces))]
     w300 = labelled_recall(dets, singles, "300-W")
-    crowd = labelled_recall(dets, crowd_pictures(faces), "crowds", step=2)
+    crowd = labelled_recall(dets, crowd_pictures(faces), "crowds", step=4)
     clips = [frame for i in portrait_indices(faces, 5) for frame in moving_portrait(faces, i, 40)]
     video = labelled_recall(dets, clips, "frames")
     free = face_free_photos(faces, 300)
     false = {
         name: [
-            sum(len(detect_faces(d, p)) for p in pictures[:: 4 if name == SLOW else 1])
+            sum(len(detect_faces(d, p)) for p in pictures[:: 8 if name == SLOW else 1])
             for pictures in free.values()
         ]
         for name, d in dets.items()
@@ -272,7 +273,7 @@ def report_lines(data, aflw, aflw_found, w300, crowd, video, free, false, speed,
             *(str(n) for n in false[name]),
             *(f"{ms:.0f}" for ms in speed[name]),
         ]
-        label = f"`{name}`" + (" (¼ of photos, ½ of crowds)" if name == SLOW else "")
+        label = f"`{name}`" + (" (⅛ of photos, ¼ of crowds)" if name == SLOW else "")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if SLOW in w300:
         sub = {key: recall_of(result[DEFAULT_DETECTOR], result[SLOW][2]) for key, result in
@@ -281,7 +282,7 @@ def report_lines(data, aflw, aflw_found, w300, crowd, video, free, false, speed,
             "",
             f"`{DEFAULT_DETECTOR}` on the pictures `{SLOW}` saw: "
             + ", ".join(f"{k} {v:.1f} %" for k, v in sub.items())
-            + "; false detections on its share of the face-free photos are counted on a quarter of them.",
+            + "; false detections on its share of the face-free photos are counted on an eighth of them.",
         ]
     lines += [
         "",

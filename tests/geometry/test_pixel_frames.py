@@ -57,7 +57,9 @@ def model() -> CropRegressor:
 
 
 def test_points_come_back_in_0_based_pixel_centres() -> None:
-    analyzer = FaceAnalyzer(model=model(), detector="dlib-hog", device="cpu")
+    """Hand-worked for the detection's own crop (no refinement pass: the refined crops follow the
+    points, see the next test)."""
+    analyzer = FaceAnalyzer(model=model(), detector="dlib-hog", device="cpu", recrop_passes=0)
     photo = np.zeros((200, 200, 3), np.uint8)
     (face,) = analyzer.analyze(photo, boxes=DETECTION[None], mesh=True)
     assert face.extra["crop_box"].tolist() == pytest.approx(CROP_BOX)
@@ -67,12 +69,28 @@ def test_points_come_back_in_0_based_pixel_centres() -> None:
         np.testing.assert_allclose(face.mesh_vertices[index, :2], pixel, atol=1e-9)  # the dense mesh too
 
 
+def test_a_refinement_pass_cuts_the_face_again_around_the_points_just_predicted() -> None:
+    """With one pass, the final crop box is 3DDFA's box of the first prediction's landmarks (pixels in
+    the benchmark frame, one more than the 0-based points): their extent and centre, times sqrt(2)."""
+    first = FaceAnalyzer(model=model(), device="cpu", recrop_passes=0)
+    refined = FaceAnalyzer(model=model(), device="cpu", recrop_passes=1)
+    photo = np.zeros((200, 200, 3), np.uint8)
+    (before,) = first.analyze(photo, boxes=DETECTION[None])
+    (after,) = refined.analyze(photo, boxes=DETECTION[None])
+    points = before.landmarks_2d.points + 1.0  # the benchmark frame the crop rule works in
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    half = np.sqrt(2.0) * (hi - lo).max() / 2
+    expected = np.round(np.concatenate([(lo + hi) / 2 - half, (lo + hi) / 2 + half]))
+    assert after.extra["crop_box"].tolist() == expected.tolist()
+    assert not np.allclose(after.extra["crop_box"], before.extra["crop_box"])
+
+
 def test_the_camera_takes_model_points_to_the_same_pixels() -> None:
     """The camera [I | 0] of the crop frame becomes, in photo pixels (s = 1, y flipped about 121 - 10,
     one off both for pixel centres): x = X - 1, y = 110 - Y, z = Z."""
     from facegraph.image.analyzer import face_to_dict
 
-    analyzer = FaceAnalyzer(model=model(), detector="dlib-hog", device="cpu")
+    analyzer = FaceAnalyzer(model=model(), detector="dlib-hog", device="cpu", recrop_passes=0)
     (face,) = analyzer.analyze(np.zeros((200, 200, 3), np.uint8), boxes=DETECTION[None])
     expected = [[1.0, 0.0, 0.0, -1.0], [0.0, -1.0, 0.0, 110.0], [0.0, 0.0, 1.0, 0.0]]
     np.testing.assert_allclose(face.extra["camera"], expected, atol=1e-9)

@@ -91,9 +91,10 @@ def test_combined_detector_adds_the_second_detectors_faces_the_first_missed_but_
     glimpse = Detection(box(190, 0, 310, 110), 0.03)  # too low to be a face, enough to vouch
     main = Fixed(face, glimpse)
     same_face = Detection(box(10, 10, 105, 105), 0.99)  # IoU 0.74 with the main face: the same face
+    same_face_wider = Detection(box(-100, -100, 200, 200), 0.98)  # IoU 0.11, but it holds that face
     missed_face = Detection(box(200, 0, 300, 100), 0.9)
     unseen = Detection(box(400, 400, 500, 500), 0.95)  # no main box there at all
-    second = Fixed(same_face, missed_face, unseen)
+    second = Fixed(same_face, same_face_wider, missed_face, unseen)
     found = CombinedDetector(main, second, min_score=0.5).detect(np.zeros((8, 8, 3), np.uint8))
     assert [d.box.tolist() for d in found] == [[200, 0, 300, 100], [0, 0, 100, 100]]  # best first
 
@@ -106,7 +107,7 @@ def test_the_default_detector_is_the_combination_and_the_cli_names_the_same() ->
     assert CLI_DEFAULT == DEFAULT_DETECTOR == DETECTORS[0] == "faceboxes+blazeface"
     combined = make_detector(DEFAULT_DETECTOR, 0.7, smallest_face=24)
     assert isinstance(combined.main, FaceBoxesDetector) and isinstance(combined.second, BlazeFaceDetector)
-    assert (combined.min_score, combined.main.smallest_face, combined.second.min_score) == (0.7, 24, 0.5)
+    assert (combined.min_score, combined.main.smallest_face, combined.second.min_score) == (0.7, 24, 0.7)
     assert combined.main.min_score == VOUCHING_SCORE < 0.5  # FaceBoxes' low boxes vouch for BlazeFace's
     with pytest.raises(InputError, match="unknown detector 'mtcnn'"):
         make_detector("mtcnn")

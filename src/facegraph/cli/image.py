@@ -382,5 +382,5 @@ DETECTOR_HELP = (
 )
 MIN_SCORE_HELP = (
     "lowest detector score kept (default: the detector's; 0.5 for the CNNs' face probability, 0.25 for"
-    " dlib-hog's SVM score; with faceboxes+blazeface it sets FaceBoxes')"
+    " dlib-hog's SVM score; with faceboxes+blazeface, both CNNs')"
 )

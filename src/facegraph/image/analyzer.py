@@ -122,6 +122,7 @@ class FaceAnalyzer:
         device: str | torch.device | None = None,
         min_score: float | None = None,
         selection: FaceSelection | None = None,
+        recrop_passes: int = RECROP_PASSES,
     ) -> None:
         if isinstance(model, str):
             from facegraph.registry import load_model
@@ -132,6 +133,7 @@ class FaceAnalyzer:
         self._detector = detector
         self.min_score = min_score
         self.selection = selection or FaceSelection()
+        self.recrop_passes = recrop_passes
 
     @property
     def detector(self) -> FaceDetector:
@@ -175,7 +177,7 @@ class FaceAnalyzer:
             return []
         crop_boxes = np.stack([box_from_detection(d.box) for d in detections])
         crop_boxes, prediction = predict_recropped(
-            self.model, lambda boxes: _cut(rgb, boxes, self.model.input_size), crop_boxes
+            self.model, lambda boxes: _cut(rgb, boxes, self.model.input_size), crop_boxes, self.recrop_passes
         )
         vertices = self._dense(prediction.params, crop_boxes) if mesh else None
         cameras = camera_to_image(
@@ -210,7 +212,7 @@ class FaceAnalyzer:
         if not detections:
             return np.empty((0, size, size, 3), np.uint8)
         boxes = np.stack([box_from_detection(d.box) for d in detections])
-        boxes, _ = predict_recropped(self.model, lambda b: _cut(rgb, b, size), boxes)
+        boxes, _ = predict_recropped(self.model, lambda b: _cut(rgb, b, size), boxes, self.recrop_passes)
         return _cut(rgb, boxes, size)
 
     @torch.inference_mode()

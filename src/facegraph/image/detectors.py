@@ -69,9 +69,10 @@ class CombinedDetector:
     """A main detector and a second one whose faces are added where the main one found none.
 
     ``main`` runs at a low threshold: its detections scoring ``min_score`` or more are faces, the rest
-    only vouch for the second detector's. A second detection is added when it overlaps no main face by
-    more than ``max_iou`` and its centre lies in a box of the main detector's (any score): a face the
-    main detector scored low is confirmed, a pattern it saw nothing in is not.
+    only vouch for the second detector's. A second detection is added when it is no main face (it
+    overlaps none by more than ``max_iou``, holds no main face's centre and has its centre in none: the
+    same face boxed at another scale) and its centre lies in a box of the main detector's (any score): a
+    face the main detector scored low is confirmed, a pattern it saw nothing in is not.
     """
 
     def __init__(
@@ -85,14 +86,21 @@ class CombinedDetector:
         added = [
             d
             for d in self.second.detect(rgb)
-            if all(iou(d.box, f.box) <= self.max_iou for f in found) and _vouched(d, candidates)
+            if not any(self._same_face(d, f) for f in found) and _vouched(d, candidates)
         ]
         return sorted(found + added, key=lambda d: -d.score)
 
+    def _same_face(self, a: Detection, b: Detection) -> bool:
+        return iou(a.box, b.box) > self.max_iou or _holds_centre(a, b) or _holds_centre(b, a)
+
+
+def _holds_centre(outer: Detection, inner: Detection) -> bool:
+    centre = (inner.box[:2] + inner.box[2:]) / 2
+    return bool((outer.box[:2] <= centre).all() and (centre <= outer.box[2:]).all())
+
 
 def _vouched(detection: Detection, boxes: list[Detection]) -> bool:
-    centre = (detection.box[:2] + detection.box[2:]) / 2
-    return any((b.box[:2] <= centre).all() and (centre <= b.box[2:]).all() for b in boxes)
+    return any(_holds_centre(b, detection) for b in boxes)
 
 
 # Each detector's lowest score kept by default. dlib's HOG SVM score: chosen on 300-W's training photos
@@ -112,13 +120,13 @@ def make_detector(name: str, min_score: float | None = None, smallest_face: floa
     """A detector by name (see ``DETECTORS``) keeping detections scoring at least ``min_score`` (dlib's
     SVM score; a CNN's face probability), by default ``DEFAULT_MIN_SCORES[name]``; ``smallest_face``
     (pixels) makes FaceBoxes also search an enlarged photo for faces down to that size. For
-    ``faceboxes+blazeface``, ``min_score`` applies to FaceBoxes; BlazeFace keeps its default."""
+    ``faceboxes+blazeface``, ``min_score`` applies to both detectors' faces."""
     if name not in DETECTORS:
         raise InputError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
     if name == "faceboxes+blazeface":
         main = make_detector("faceboxes", VOUCHING_SCORE, smallest_face)
         faces_from = DEFAULT_MIN_SCORES["faceboxes"] if min_score is None else min_score
-        return CombinedDetector(main, make_detector("blazeface"), faces_from)
+        return CombinedDetector(main, make_detector("blazeface", min_score), faces_from)
     if min_score is None:
         min_score = DEFAULT_MIN_SCORES[name]
     if name == "dlib-hog":
