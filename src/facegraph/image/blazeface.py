@@ -19,11 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 
-from facegraph.errors import InputError
-from facegraph.io.weights import check_state_dict, shapes_of
+from facegraph.io.weights import load_detector_network
 from facegraph.nn.blazeface import ANCHORS_STRIDE8, ANCHORS_STRIDE16, INPUT_SIZE, BlazeFace
 from facegraph.types import Detection
 
@@ -46,20 +43,7 @@ def load_blazeface(weights: str | Path | None = None) -> BlazeFace:
     A missing, damaged or foreign file raises InputError naming it.
     """
     path = bundled_weights() if weights is None else Path(weights)
-    if not path.is_file():
-        raise InputError("BlazeFace weights not found", path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, ValueError, OSError) as exc:
-        raise InputError(f"not BlazeFace weights ({exc})", path) from None
-    if metadata.get("model") != MODEL_NAME:
-        raise InputError(f"not BlazeFace weights (its metadata names no {MODEL_NAME} model)", path)
-    network = BlazeFace()
-    check_state_dict(tensors, shapes_of(network), path, "weights do not fit BlazeFace")
-    network.load_state_dict(tensors, strict=True)
-    return network.eval()
+    return load_detector_network(path, BlazeFace(), MODEL_NAME, "BlazeFace")
 
 
 def anchor_centres(size: int = INPUT_SIZE) -> np.ndarray:

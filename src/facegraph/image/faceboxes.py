@@ -21,11 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 
-from facegraph.errors import InputError
-from facegraph.io.weights import check_state_dict, shapes_of
+from facegraph.io.weights import load_detector_network
 from facegraph.nn.faceboxes import FaceBoxes
 from facegraph.types import Detection
 
@@ -52,20 +49,7 @@ def load_faceboxes(weights: str | Path | None = None) -> FaceBoxes:
     A missing, damaged or foreign file raises InputError naming it.
     """
     path = bundled_weights() if weights is None else Path(weights)
-    if not path.is_file():
-        raise InputError("FaceBoxes weights not found", path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, ValueError, OSError) as exc:
-        raise InputError(f"not FaceBoxes weights ({exc})", path) from None
-    if metadata.get("model") != MODEL_NAME:
-        raise InputError(f"not FaceBoxes weights (its metadata names no {MODEL_NAME} model)", path)
-    network = FaceBoxes()
-    check_state_dict(tensors, shapes_of(network), path, "weights do not fit FaceBoxes")
-    network.load_state_dict(tensors, strict=True)
-    return network.eval()
+    return load_detector_network(path, FaceBoxes(), MODEL_NAME, "FaceBoxes")
 
 
 def prior_boxes(height: int, width: int) -> np.ndarray:

@@ -61,3 +61,25 @@ def check_state_dict(
     for key, value in tensors.items():
         if (value.is_floating_point() or value.is_complex()) and not torch.isfinite(value).all():
             raise InputError(f"tensor {key!r} has NaN or infinite values", path)
+
+
+def load_detector_network(path: Path, network: nn.Module, model: str, label: str) -> nn.Module:
+    """``network`` (in eval mode) with the weights of the safetensors file ``path``, whose metadata must
+    name ``model``; a missing, damaged or foreign file raises InputError naming it (``label``: the
+    network's name in messages)."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise InputError(f"{label} weights not found", path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise InputError(f"not {label} weights ({exc})", path) from None
+    if metadata.get("model") != model:
+        raise InputError(f"not {label} weights (its metadata names no {model} model)", path)
+    check_state_dict(tensors, shapes_of(network), path, f"weights do not fit {label}")
+    network.load_state_dict(tensors, strict=True)
+    return network.eval()
