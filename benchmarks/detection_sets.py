@@ -155,7 +155,7 @@ def face_free_photos(faces: Faces68, crops: int, seed: int = 0) -> dict[str, lis
     of the annotated face; other people may still be in those photos, so their false detections are an
     upper bound."""
     samples = []
-    with zipfile.ZipFile(_scikit_image_wheel()) as wheel:
+    with zipfile.ZipFile(scikit_image_wheel()) as wheel:
         for name in FACE_FREE_SAMPLES:
             with wheel.open(f"skimage/data/{name}") as handle:
                 samples.append(np.asarray(Image.open(handle).convert("RGB")))
@@ -187,7 +187,7 @@ def _clear_crop(rgb: np.ndarray, points: np.ndarray, rng: np.random.Generator) -
     return None
 
 
-def _scikit_image_wheel() -> Path:
+def scikit_image_wheel() -> Path:
     """scikit-image's wheel, downloaded once with pip into the cache (its sample photos are in it)."""
     wheels = glob.glob(str(CACHE / "scikit_image-*.whl"))
     if not wheels:

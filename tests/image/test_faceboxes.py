@@ -160,17 +160,30 @@ def holds(detections, centre) -> bool:
     return any((d.box[:2] <= centre).all() and (centre <= d.box[2:]).all() for d in detections)
 
 
-def test_small_faces_are_found_only_when_asked_for_by_an_enlarged_search(detector, astronaut) -> None:
+def test_small_faces_are_found_by_an_enlarged_search_when_asked_for(astronaut) -> None:
     """A face of about 24 pixels is below FaceBoxes' reach at the photo's own size; with
     ``smallest_face=20`` the photo is searched again enlarged and it is found, as the large one still is."""
     picture, (small, large) = small_faces_picture(astronaut, (48, 220))
-    plain = detector.detect(picture)
+    plain = FaceBoxesDetector(min_score=0.5, smallest_face=48).detect(picture)
     assert holds(plain, large) and not holds(plain, small)
     asked = FaceBoxesDetector(min_score=0.5, smallest_face=20)
     assert asked.enlargement(480, 640) == pytest.approx(48 / 20)
     found = asked.detect(picture)
     assert holds(found, small) and holds(found, large)
     assert len(found) == 2  # the large face once, although both searches see it
+
+
+def test_by_default_photos_showing_small_faces_are_searched_again_enlarged_and_portraits_are_not(
+    detector, astronaut
+) -> None:
+    """A found face of about 60 pixels cues the second search, which finds the 24-pixel one; beside a
+    face of about 115 pixels nothing is searched for below FaceBoxes' own reach."""
+    group, (small, medium) = small_faces_picture(astronaut, (48, 140))
+    found = detector.detect(group)
+    assert holds(found, small) and holds(found, medium) and len(found) == 2
+    portrait, (small, large) = small_faces_picture(astronaut, (48, 260))
+    found = detector.detect(portrait)
+    assert holds(found, large) and not holds(found, small)
 
 
 def test_the_enlarged_search_is_bounded_on_huge_photos() -> None:

@@ -235,8 +235,8 @@ def _register_image(commands, common: argparse.ArgumentParser) -> None:
         type=finite_float,
         default=0.0,
         metavar="PX",
-        help="skip faces whose box is smaller than this; below 48, FaceBoxes also searches an enlarged photo"
-        " for faces down to this size (slower)",
+        help="skip faces whose box is smaller than this; below 48, FaceBoxes also searches every photo"
+        " enlarged for faces down to this size (slower; by default only photos that show small faces)",
     )
     image.add_argument(
         "--order",

@@ -138,7 +138,7 @@ class FaceAnalyzer:
     @property
     def detector(self) -> FaceDetector:
         if isinstance(self._detector, str):
-            self._detector = make_detector(self._detector, self.min_score, self.selection.min_side)
+            self._detector = make_detector(self._detector, self.min_score, self.selection.min_side or None)
         return self._detector
 
     def check_mesh(self) -> None:

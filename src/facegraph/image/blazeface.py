@@ -123,7 +123,8 @@ class BlazeFaceDetector:
         self, min_score: float = 0.5, weights: str | Path | None = None, device: str | torch.device = "cpu"
     ) -> None:
         self.device = torch.device(device)
-        self.network = load_blazeface(weights).to(self.device)
+        # channels-last: CPU convolutions (depthwise ones above all) run about twice as fast
+        self.network = load_blazeface(weights).to(self.device, memory_format=torch.channels_last)
         self.min_score = min_score
         self.anchors = anchor_centres()
 
@@ -137,7 +138,8 @@ class BlazeFaceDetector:
         if not photos:
             return []
         prepared = [letterbox(rgb) for rgb in photos]
-        batch = torch.from_numpy(np.stack([inputs for inputs, *_ in prepared])).to(self.device)
+        batch = torch.from_numpy(np.stack([inputs for inputs, *_ in prepared]))
+        batch = batch.to(self.device, memory_format=torch.channels_last)
         with torch.inference_mode():
             regressors, logits = self.network(batch)
         found = []

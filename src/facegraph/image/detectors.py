@@ -3,7 +3,7 @@
 dlib's HOG + linear SVM frontal face detector (King 2009) is built into the dlib-bin wheel: nothing is
 downloaded. It finds frontal and mildly turned faces; profile faces are often missed. FaceBoxes
 (``facegraph.image.faceboxes``), a small CNN with shipped weights, also finds turned faces, at any size
-from about 48 pixels (smaller with ``smallest_face``). MediaPipe's BlazeFace short-range
+from about 48 pixels, and smaller ones in photos that show small faces. MediaPipe's BlazeFace short-range
 (``facegraph.image.blazeface``) sees the whole photo at 128 pixels: it finds only large faces, but
 those in every pose. ``faceboxes+blazeface``, the default, runs both and adds BlazeFace's faces that
 FaceBoxes did not find but saw something in (the detection benchmark in benchmarks/RESULTS.md compares
@@ -116,11 +116,14 @@ DEFAULT_MIN_SCORES = {"dlib-hog": 0.25, "faceboxes": 0.5, "blazeface": BLAZEFACE
 VOUCHING_SCORE = 0.02
 
 
-def make_detector(name: str, min_score: float | None = None, smallest_face: float = 0.0) -> FaceDetector:
+def make_detector(
+    name: str, min_score: float | None = None, smallest_face: float | None = None
+) -> FaceDetector:
     """A detector by name (see ``DETECTORS``) keeping detections scoring at least ``min_score`` (dlib's
     SVM score; a CNN's face probability), by default ``DEFAULT_MIN_SCORES[name]``; ``smallest_face``
-    (pixels) makes FaceBoxes also search an enlarged photo for faces down to that size. For
-    ``faceboxes+blazeface``, ``min_score`` applies to both detectors' faces."""
+    (pixels) makes FaceBoxes search for faces down to that size, enlarging the photo when it is small
+    (None: only in photos where it found small faces). For ``faceboxes+blazeface``, ``min_score``
+    applies to both detectors' faces."""
     if name not in DETECTORS:
         raise InputError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
     if name == "faceboxes+blazeface":
