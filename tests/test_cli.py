@@ -109,7 +109,8 @@ def test_help_lists_every_command(capsys) -> None:
 
 DOCUMENTED_COMMANDS = (
     "models", "convert", "demo", "image", "mesh", "eval aflw2000-3d", "eval 300w", "eval mesh",
-    "train synergynet", "train mesh", "fit mesh-offsets", "fit mesh-prior", "export onnx", "setup bfm",
+    "train synergynet", "train spiga", "train mesh", "fit mesh-offsets", "fit mesh-prior", "export onnx",
+    "setup bfm",
 )  # fmt: skip
 # What a section says in other words: the shared options, and "the model options are those of `eval
 # aflw2000-3d`" in `eval 300w`.

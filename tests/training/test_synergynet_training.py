@@ -27,7 +27,6 @@ from facegraph.training.synergynet import (
     MIRROR_X,
     PIXEL_OFFSET,
     Y_FLIP,
-    _similarity,
     align_human_points,
     augment,
     face_nme_percent,
@@ -35,6 +34,7 @@ from facegraph.training.synergynet import (
     mirror_points,
     move_params,
     nme_percent,
+    random_similarity,
     refitted_labels,
     scale_augmentation,
     target_whitening,
@@ -98,7 +98,7 @@ def test_y_down_frame_flips_y_about_the_crop_and_drops_z():
 def test_moving_the_parameters_moves_their_landmarks_like_the_image():
     morphable = synthetic_morphable(seed=2)
     params = _camera_params(3)
-    a, b = _similarity(np.random.default_rng(0), get_config("facegraph-photo"), 3)
+    a, b = random_similarity(np.random.default_rng(0), get_config("facegraph-photo"), 3)
     a[0], b[0] = _similarity_of(90.0, 1.2, (-4.0, 7.0))[0][0], [-4.0, 7.0]  # a large one too
     moved = move_params(params, a, b)
     before = morphable.landmarks(torch.as_tensor(params, dtype=torch.float32)).numpy()
@@ -232,7 +232,7 @@ def test_the_augmentation_factor_scales_rotation_scale_shift_and_colour_but_not_
     assert strengths == pytest.approx((7.5, 0.04, 0.025, 0.15))
     assert half.flip == config.flip
     assert scale_augmentation(config, 0.0) == replace(STILL, flip=config.flip)
-    a, b = _similarity(np.random.default_rng(0), half, 2000)
+    a, b = random_similarity(np.random.default_rng(0), half, 2000)
     angles = np.degrees(np.arctan2(a[:, 1, 0], a[:, 0, 0]))
     assert 7.0 < np.abs(angles).max() <= 7.5
     assert 0.035 < np.abs(np.linalg.norm(a[:, 0], axis=-1) - 1).max() <= 0.04
@@ -518,7 +518,7 @@ def test_augmented_whitening_gives_every_augmented_camera_number_a_unit_spread()
     config = get_config("facegraph-photo")
     rng = np.random.default_rng(4)  # augmentations as training draws them
     drawn = np.where((rng.random(n) < config.flip)[:, None], mirrored, plain)
-    moved = move_params(drawn, *_similarity(rng, config, n))
+    moved = move_params(drawn, *random_similarity(rng, config, n))
     augmented = target_whitening((plain, mirrored), np.arange(n), config, seed=0)
     spread = ((moved - augmented.mean) / augmented.std)[:, :12].std(0)
     assert np.all((spread > 0.8) & (spread < 1.25)), spread

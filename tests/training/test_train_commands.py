@@ -120,3 +120,63 @@ def test_train_mesh_with_a_bfm_lacking_its_parameter_statistics_is_a_one_line_er
     assert err.startswith("facegraph: error: ") and err.count("\n") == 1
     assert "param_whitening.pkl" in err
     assert not (tmp_path / "run").exists()  # refused before the run's folder is made
+
+
+def write_spiga_mean_face(path: Path) -> Path:
+    """A face-like 68-point mean face in SPIGA's ``id|x|y|z`` file layout."""
+    from facegraph.io.landmarks import SPIGA_MEAN_FACE_ORDER
+    from tests.geometry.test_pinhole import face_like_points
+
+    points = face_like_points().numpy()
+    lines = [f"{100 + k}|{x}|{y}|{z}" for k, (x, y, z) in enumerate(points[list(SPIGA_MEAN_FACE_ORDER)])]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_train_spiga_flags_reach_the_runs_configuration(tmp_path, capsys):
+    """`train spiga` with --faces68, --mean-face, --pseudo-labels none, --epochs, --learning-rate,
+    --seed, --freeze: each value is in history.json's config; a second run with --init starts from the
+    first one's weights, and its frozen backbone stays as it was."""
+    from facegraph.image.spiga import load_spiga
+    from tests.datasets.test_faces68 import write_face
+
+    photos = tmp_path / "faces68"
+    for k in range(12):
+        write_face(photos / f"photo{k // 2}_{k % 2 + 1}", seed=k)
+    mean_face = write_spiga_mean_face(tmp_path / "mean_face_3D_68.txt")
+    out = tmp_path / "run"
+    argv = [
+        "train", "spiga", "--out", str(out), "--faces68", str(photos), "--mean-face", str(mean_face),
+        "--pseudo-labels", "none", "--epochs", "1", "--learning-rate", "0.002", "--seed", "3",
+        "--freeze", "pose", "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert f"-> {out / 'best.safetensors'}" in capsys.readouterr().out
+    config = json.loads((out / "history.json").read_text())["config"]
+    assert (config["name"], config["epochs"], config["lr"], config["frozen"]) == (
+        "spiga-fast",
+        1,
+        0.002,
+        ["pose"],
+    )
+    first = load_spiga(out / "best.safetensors")[0]
+    tuned = tmp_path / "tuned"
+    argv = [
+        "train", "spiga", "--out", str(tuned), "--faces68", str(photos),
+        "--init", str(out / "best.safetensors"), "--pseudo-labels", "none", "--epochs", "1",
+        "--freeze", "backbone", "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((tuned / "history.json").read_text())["config"]
+    assert config["init"] == str(out / "best.safetensors") and config["frozen"] == ["backbone"]
+    second = load_spiga(tuned / "best.safetensors")[0]
+    np.testing.assert_array_equal(
+        first.backbone.state_dict()["smooth.0.weight"], second.backbone.state_dict()["smooth.0.weight"]
+    )
+    np.testing.assert_array_equal(first.mean_face, second.mean_face)
+
+
+def test_train_spiga_from_scratch_without_a_mean_face_is_a_one_line_error(tmp_path, capsys):
+    argv = ["train", "spiga", "--out", str(tmp_path / "run"), "--faces68", str(tmp_path), "--quiet"]
+    assert main(argv) == 2
+    assert "pass --mean-face FILE" in capsys.readouterr().err

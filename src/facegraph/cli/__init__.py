@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from facegraph import __version__
-from facegraph.cli import general, image, mesh
+from facegraph.cli import general, image, mesh, spiga
 from facegraph.errors import InputError
 
 EXIT_USER_ERROR = 2
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, metavar) in GROUPS.items():
         group = commands.add_parser(name, help=help_text)
         groups[name] = group.add_subparsers(dest=name, required=True, metavar=metavar)
-    for wing in (image, mesh):
+    for wing in (image, mesh, spiga):
         wing.register(groups, common)
     return parser
 

@@ -40,6 +40,7 @@ import math
 import pickle
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -198,7 +199,17 @@ def cached_teacher_labels(
     return plain, mirrored
 
 
-def _similarity(rng: np.random.Generator, config: PhotoTrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
+class SimilarityRanges(Protocol):
+    """How far augmentation rotates (degrees), scales (a fraction) and shifts (of the crop) a face."""
+
+    max_rotation: float
+    scale_range: float
+    shift: float
+
+
+def random_similarity(
+    rng: np.random.Generator, config: SimilarityRanges, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(n, 2, 2) scaled rotations and (n, 2) shifts in the y-down crop frame, about the crop centre."""
     angle = np.radians(rng.uniform(-config.max_rotation, config.max_rotation, n))
     scale = 1.0 + rng.uniform(-config.scale_range, config.scale_range, n)
@@ -262,7 +273,7 @@ def target_whitening(
         faces = np.tile(train_idx, WHITENING_DRAWS)
         flipped = rng.random(len(faces)) < config.flip
         drawn = np.where(flipped[:, None], labels[1][faces], labels[0][faces])
-        cameras = move_params(drawn, *_similarity(rng, config, len(faces)))[:, :N_CAMERA]
+        cameras = move_params(drawn, *random_similarity(rng, config, len(faces)))[:, :N_CAMERA]
         mean[:N_CAMERA], std[:N_CAMERA] = cameras.mean(0), np.maximum(cameras.std(0), MIN_STD)
     return ParamWhitening(mean, std)
 
@@ -321,15 +332,15 @@ def augment(
         images[flipped] = images[flipped].flip(-1)
         params[flipped] = labels[1][batch[flipped]]
         points[flipped] = mirror_points(points[flipped], flip_order)
-    a, b = _similarity(rng, config, len(batch))
+    a, b = random_similarity(rng, config, len(batch))
     images = warp_images(images, a, b)
     points = np.einsum("bij,bpj->bpi", a, points) + b[:, None]
     params = move_params(params, a, b)
-    images = _colour(images, rng, config.colour)
+    images = colour_jitter(images, rng, config.colour)
     return (images - 127.5) / 128.0, params.astype(np.float32), points.astype(np.float32)
 
 
-def _colour(images: torch.Tensor, rng: np.random.Generator, strength: float) -> torch.Tensor:
+def colour_jitter(images: torch.Tensor, rng: np.random.Generator, strength: float) -> torch.Tensor:
     """Random brightness, contrast and saturation, some grayscale, on (B, 3, H, W) images in 0..255."""
     n = len(images)
     shape = (n, 1, 1, 1)
@@ -482,7 +493,8 @@ def validate(
     return figures
 
 
-def _schedule(step: int, total: int, warmup: int) -> float:
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """The learning rate's factor at ``step`` of ``total``: a linear warm-up, then a cosine to zero."""
     if step < warmup:
         return (step + 1) / warmup
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
@@ -725,7 +737,7 @@ def _epoch_trainer(
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress)
         for i in bar:
             for group in optimiser.param_groups:
-                group["lr"] = config.lr * _schedule(epoch * steps_per_epoch + i, total_steps, warmup)
+                group["lr"] = config.lr * warmup_cosine(epoch * steps_per_epoch + i, total_steps, warmup)
             batch = order[i * config.batch_size : (i + 1) * config.batch_size]
             images, params, human = augment(
                 batch, targets.data, targets.labels, rng, config, targets.flip_order

@@ -1,0 +1,151 @@
+"""SPIGA beside SynergyNet and dlib's 68-point model on the held-out 300-W faces, and its speed.
+
+The test faces are the quarter of 300-W's training photos that ``facegraph train spiga`` never trains
+on (``facegraph.training.spiga.split``; the same whatever the run's seed). Note that the shipped
+SynergyNet trained on 95 % of 300-W's photos, most of these among them, so its figure flatters it.
+NME (%): mean error over the 68 points divided by the outer-eye-corner distance.
+
+- SynergyNet: its 68 points (decoded with the BFM when one is installed, else its landmark head) on the
+  3DDFA crop cut around the ground-truth points (the protocol's crops).
+- SPIGA: the same crops, its cascade started from the posed mean face, and started from SynergyNet's
+  points (``initial=``).
+- dlib's 68-point shape predictor (trained on iBUG 300-W, whose training set these photos belong to,
+  so it has seen them) on the original photo with its own HOG detector, as its users run it: faces its
+  detector misses are counted apart.
+
+Speed: one 120-pixel crop at a time (median), and faces per second in batches of 64, on this CPU.
+Writes RESULTS.md's "spiga" section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import HERE, machine, write_section
+from facegraph.datasets.face_crops import load_faces68_crops
+from facegraph.datasets.faces68 import load_faces68
+from facegraph.image.spiga import load_spiga
+from facegraph.io.images import read_image
+from facegraph.nn.spiga import parameter_count
+from facegraph.registry import load_model
+from facegraph.training.spiga import crops_to_input, face_nme, get_config, predict_points, split
+from peer_detectors import models_folder
+
+SPEED_REPEATS = 50
+
+
+def synergynet_points(crops: np.ndarray, bfm: str | None) -> np.ndarray:
+    """SynergyNet's (N, 68, 2) points in the crop frame (y down) on 120-pixel crops."""
+    model = load_model("synergynet", bfm=bfm, kind="image")
+    frame = np.tile([0.0, 0.0, 120.0, 120.0], (len(crops), 1))
+    out = []
+    for first in range(0, len(crops), 128):
+        out.append(model.predict(crops[first : first + 128], frame[first : first + 128]).landmarks[..., :2])
+    return np.concatenate(out)
+
+
+def dlib_nme(faces, indices: np.ndarray, models: Path) -> tuple[np.ndarray, int]:
+    """dlib's per-face NME on the faces its HOG detector finds (the detection holding the face's centre),
+    and how many it missed."""
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(models / "dlib" / "shape_predictor_68_face_landmarks.dat"))
+    errors, missed = [], 0
+    for i in indices:
+        rgb, truth = read_image(faces.photos[i]), faces.landmarks[i]
+        centre = (truth.min(0) + truth.max(0)) / 2
+        rects = [
+            r
+            for r in detector(rgb, 1)
+            if r.left() <= centre[0] <= r.right() and r.top() <= centre[1] <= r.bottom()
+        ]
+        if not rects:
+            missed += 1
+            continue
+        shape = predictor(rgb, rects[0])
+        points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+        errors.append(face_nme(points[None], truth[None])[0])
+    return np.array(errors), missed
+
+
+def speed(model) -> tuple[float, float]:
+    """Milliseconds per crop at batch 1 (median) and faces per second at batch 64."""
+    crop = np.zeros((1, 120, 120, 3), np.uint8)
+    one = crops_to_input(crop, model.config.input_size)
+    many = one.repeat(64, 1, 1, 1)
+    times = []
+    with torch.inference_mode():
+        for k in range(SPEED_REPEATS + 5):
+            start = time.perf_counter()
+            model(one)
+            if k >= 5:
+                times.append(time.perf_counter() - start)
+        model(many)
+        start = time.perf_counter()
+        for _ in range(5):
+            model(many)
+        per_second = 5 * 64 / (time.perf_counter() - start)
+    return 1000 * float(np.median(times)), per_second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", default=str(HERE.parent.parent / "shared" / "data"))
+    parser.add_argument("--weights", required=True, help="SPIGA weights (a run's best.safetensors)")
+    parser.add_argument(
+        "--bfm", help="BFM folder for SynergyNet's decoded points (default: the installed one)"
+    )
+    args = parser.parse_args()
+    folder = Path(args.shared) / "300w-train"
+    crops = load_faces68_crops(folder, progress=False)
+    faces = load_faces68(folder)
+    model, figures = load_spiga(args.weights)
+    config = get_config(figures.get("name", model.config.name))
+    _, _, test = split(crops, config, seed=0)
+    test_crops, truth = crops.crops[test], crops.points[test]
+    synergy = synergynet_points(test_crops, args.bfm)
+    rows = {
+        "SynergyNet (shipped; trained on most of these photos)": face_nme(synergy, truth),
+        f"SPIGA `{model.config.name}`, from the posed mean face": face_nme(
+            predict_points(model, test_crops), truth
+        ),
+        f"SPIGA `{model.config.name}`, from SynergyNet's points": face_nme(
+            predict_points(model, test_crops, initial=synergy), truth
+        ),
+    }
+    dlib_errors, missed = dlib_nme(faces, test, models_folder())
+    ms, per_second = speed(model)
+    lines = [
+        "## SPIGA on held-out 300-W faces, beside SynergyNet and dlib",
+        "",
+        f"Measured {datetime.date.today().isoformat()} on {machine()}, {torch.get_num_threads()} threads.",
+        "",
+        f"{len(test)} faces of 300-W's training photos (AFW and HELEN) that SPIGA's training never saw;",
+        "68-point NME (%) by the outer eye corners, on 3DDFA crops cut around the ground-truth points.",
+        f"Weights: `{args.weights}` (best epoch {figures.get('epoch')},"
+        f" validation NME {figures.get('val_nme', float('nan')):.3f}).",
+        "",
+        "| model | NME mean | median | faces |",
+        "|---|---|---|---|",
+        *(f"| {name} | {e.mean():.3f} | {np.median(e):.3f} | {len(e)} |" for name, e in rows.items()),
+        f"| dlib 68-point (its HOG detector; trained on iBUG 300-W) | {dlib_errors.mean():.3f} |"
+        f" {np.median(dlib_errors):.3f} | {len(dlib_errors)} (missed {missed}) |",
+        "",
+        f"Speed of `{model.config.name}` ({parameter_count(model) / 1e6:.2f} M parameters), PyTorch:"
+        f" {ms:.1f} ms per face at batch 1; {per_second:.0f} faces/s at batch 64.",
+        "",
+        "Command: `python benchmarks/spiga.py --weights WEIGHTS`",
+    ]
+    write_section("spiga", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
