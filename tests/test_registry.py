@@ -28,8 +28,8 @@ def test_registry_lists_the_peer_and_requires_its_weights():
 
 
 def test_registry_lists_photo_and_mesh_models_in_order():
-    assert list(MODELS) == ["synergynet", "3ddfa-v2-mb05", "3ddfa-v2-mb1", "facegraph-mesh"]
-    assert [spec.kind for spec in MODELS.values()] == ["image", "image", "image", "mesh"]
+    assert list(MODELS) == ["synergynet", "3ddfa-v2-mb05", "3ddfa-v2-mb1", "spiga", "facegraph-mesh"]
+    assert [spec.kind for spec in MODELS.values()] == ["image", "image", "image", "image", "mesh"]
     mesh = MODELS["facegraph-mesh"]
     assert not mesh.needs_weights and not mesh.needs_bfm
     assert mesh.weights_source == "shipped, facegraph-mesh.safetensors (model card beside it)"

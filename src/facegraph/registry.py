@@ -17,6 +17,7 @@ import torch
 from facegraph.devices import pick_device
 from facegraph.errors import InputError
 from facegraph.image.crop_regressor import CropRegressor
+from facegraph.image.spiga import SpigaRegressor, load_spiga
 from facegraph.image.synergynet import BUNDLED_NAME, load_synergynet
 from facegraph.image.tddfa_v2 import CHECKPOINTS, STATS_FILE, load_tddfa_v2
 from facegraph.mesh.landmarker import MeshLandmarker
@@ -29,7 +30,9 @@ KINDS = ("image", "mesh")
 _INPUTS = {"image": "photos", "mesh": "3D scans"}  # what each kind of model runs on, for messages
 
 Weights = str | Path | None
-Builder = Callable[[Weights, MorphableModel | None, torch.device], CropRegressor | MeshLandmarker]
+Builder = Callable[
+    [Weights, MorphableModel | None, torch.device], CropRegressor | SpigaRegressor | MeshLandmarker
+]
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,24 @@ SYNERGYNET = ModelSpec(
     needs_bfm=False,
 )
 
+
+def _spiga(weights: Weights, morphable: MorphableModel | None, device: torch.device) -> SpigaRegressor:
+    """SPIGA from a weights file, its CNN's batch normalisation folded, on ``device``."""
+    network = load_spiga(weights)[0]
+    network.backbone = fold_batchnorm(network.backbone)
+    return SpigaRegressor(network).to(device)
+
+
+SPIGA = ModelSpec(
+    name="spiga",
+    description="SPIGA: a CNN, a pose head placing a 3D mean face and graph-attention steps -> 68 2D "
+    "landmarks and head pose from a 120x120 crop (trained here; no 3D landmarks, no dense face)",
+    weights_source="--weights FILE: a `facegraph train spiga` run's best.safetensors (none ships yet)",
+    needs_weights=True,
+    build=_spiga,
+    needs_bfm=False,
+)
+
 # The mesh network has no batch normalisation to fold; it is built straight onto the device.
 FACEGRAPH_MESH = ModelSpec(
     name="facegraph-mesh",
@@ -102,6 +123,7 @@ FACEGRAPH_MESH = ModelSpec(
 MODELS: dict[str, ModelSpec] = {
     SYNERGYNET.name: SYNERGYNET,
     **{name: _peer(name) for name in CHECKPOINTS},
+    SPIGA.name: SPIGA,
     FACEGRAPH_MESH.name: FACEGRAPH_MESH,
 }
 
@@ -153,7 +175,7 @@ def load_model(
     device: str | torch.device | None = None,
     *,
     kind: str | None = None,
-) -> CropRegressor | MeshLandmarker:
+) -> CropRegressor | SpigaRegressor | MeshLandmarker:
     """Build a registered model with its weights, ready for inference on ``pick_device(device)``.
 
     A photo model gets the BFM to decode its parameters (those that do not need it get it when one is

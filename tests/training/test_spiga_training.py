@@ -13,19 +13,17 @@ import torch
 from facegraph.datasets.face_crops import FaceCrops
 from facegraph.errors import InputError
 from facegraph.geometry.crops import CROP_PIXEL_OFFSET
-from facegraph.image.spiga import load_spiga, save_spiga
+from facegraph.image.spiga import from_unit, load_spiga, save_spiga, to_unit
 from facegraph.training.spiga import (
     FLIP_ORDER,
     augment,
     face_nme,
-    from_unit,
     get_config,
     heatmaps,
     predict_points,
     prepare_data,
     split,
     targets,
-    to_unit,
     train_spiga,
 )
 from tests.geometry.test_pinhole import face_like_points
@@ -69,8 +67,8 @@ def test_the_test_faces_are_68_point_photos_the_same_for_every_seed_and_no_photo
 
 def test_unit_coordinates_put_pixel_centres_at_half_steps() -> None:
     centre_of_pixel_0 = np.array([0.0 + CROP_PIXEL_OFFSET, 119.0 + CROP_PIXEL_OFFSET])
-    np.testing.assert_allclose(to_unit(centre_of_pixel_0), [0.5 / 120, 119.5 / 120])
-    np.testing.assert_allclose(from_unit(to_unit(centre_of_pixel_0)), centre_of_pixel_0)
+    np.testing.assert_allclose(to_unit(centre_of_pixel_0, 120), [0.5 / 120, 119.5 / 120])
+    np.testing.assert_allclose(from_unit(to_unit(centre_of_pixel_0, 120), 120), centre_of_pixel_0)
 
 
 def _bright_centroid(image: torch.Tensor) -> np.ndarray:

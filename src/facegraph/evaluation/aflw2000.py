@@ -110,7 +110,7 @@ def evaluate_aflw2000(
     nme = aflw2000_nme(landmarks[..., :2], dataset.landmarks[..., :2])
     report: dict = {"dataset": "aflw2000-3d", "model": model_name, "n": len(dataset)}
     report["boxes"] = "gt" if found is None else "detector"
-    report["landmarks_from"] = "3dmm parameters" if model.morphable is not None else "landmark head"
+    report["landmarks_from"] = _landmarks_from(model)
     report["detector_missed"] = None if found is None else _missed_by_bin(found, dataset.yaw)
     report["recrop_passes"] = 0 if found is None else RECROP_PASSES
     report["nme"] = summarise_by_yaw(nme[scored], dataset.yaw[scored])
@@ -142,6 +142,12 @@ def _predict(dataset: Aflw2000, model: CropRegressor, indices: range, recrop: bo
         return np.stack([crop(photo, box, model.input_size) for photo, box in zip(photos, at, strict=True)])
 
     return predict_recropped(model, cut, boxes)[1]
+
+
+def _landmarks_from(model: CropRegressor) -> str:
+    if getattr(model, "dimensions", 3) == 2:
+        return "2d landmark model"
+    return "3dmm parameters" if model.morphable is not None else "landmark head"
 
 
 def _missed_by_bin(found: np.ndarray, yaw: np.ndarray) -> dict[str, int]:

@@ -143,6 +143,8 @@ class FaceAnalyzer:
 
     def check_mesh(self) -> None:
         """InputError unless the model's morphable model can decode the dense face."""
+        if getattr(self.model, "dimensions", 3) == 2:
+            raise InputError("--mesh needs a 3DMM model such as synergynet; this one gives 2D landmarks only")
         if self.model.morphable is None or not self.model.morphable.has_dense:
             raise InputError(
                 "a dense mesh needs the BFM's dense bases: run `facegraph setup bfm SOURCE` once"
@@ -180,10 +182,13 @@ class FaceAnalyzer:
             self.model, lambda boxes: _cut(rgb, boxes, self.model.input_size), crop_boxes, self.recrop_passes
         )
         vertices = self._dense(prediction.params, crop_boxes) if mesh else None
-        cameras = camera_to_image(
-            prediction.params[:, :12].reshape(-1, 3, 4), crop_boxes, self.model.input_size
-        )
-        cameras[:, :2, 3] += BENCHMARK_TO_PIXEL_CENTRES
+        cameras = None
+        if prediction.params is not None:
+            cameras = camera_to_image(
+                prediction.params[:, :12].reshape(-1, 3, 4), crop_boxes, self.model.input_size
+            )
+            cameras[:, :2, 3] += BENCHMARK_TO_PIXEL_CENTRES
+        three_d = getattr(self.model, "dimensions", 3) == 3
         faces = []
         for i, detection in enumerate(detections):
             points = prediction.landmarks[i].copy()
@@ -193,10 +198,12 @@ class FaceAnalyzer:
                 box=detection.box,
                 score=detection.score,
                 landmarks_2d=Landmarks(points[:, :2]),
-                landmarks_3d=Landmarks(points),
+                landmarks_3d=Landmarks(points) if three_d else None,
                 pose=HeadPose(float(yaw), float(pitch), float(roll)),
-                extra={"crop_box": crop_boxes[i], "params": prediction.params[i], "camera": cameras[i]},
+                extra={"crop_box": crop_boxes[i]},
             )
+            if cameras is not None:
+                face.extra.update(params=prediction.params[i], camera=cameras[i])
             if vertices is not None:
                 face.mesh_vertices, face.mesh_faces = vertices[i], self.model.morphable.triangles
             faces.append(face)
@@ -256,17 +263,18 @@ def analyze(image: np.ndarray | str | Path, boxes: np.ndarray | None = None) -> 
 
 
 def face_to_dict(face: Face) -> dict:
-    """The JSON record of a face: box, score, scheme, points_2d, points_3d, pose and, when the model gives
-    them, its 62 parameters and the 3x4 camera taking the 3DMM's model frame to photo pixels (the pose's
-    translation and scale are the camera's)."""
+    """The JSON record of a face: box, score, scheme, points_2d, points_3d (3D models), pose and, when the
+    model gives them, its 62 parameters and the 3x4 camera taking the 3DMM's model frame to photo pixels
+    (the pose's translation and scale are the camera's)."""
     record = {
         "box": [round(float(v), 2) for v in face.box],
         "score": round(float(face.score), 4),
         "scheme": face.landmarks_2d.scheme,
         "points_2d": np.round(face.landmarks_2d.points, 2).tolist(),
-        "points_3d": np.round(face.landmarks_3d.points, 2).tolist(),
-        "pose": {k: round(v, 2) for k, v in face.pose.as_dict().items()},
     }
+    if face.landmarks_3d is not None:
+        record["points_3d"] = np.round(face.landmarks_3d.points, 2).tolist()
+    record["pose"] = {k: round(v, 2) for k, v in face.pose.as_dict().items()}
     camera = face.extra.get("camera")
     if camera is not None:
         scale = float(np.linalg.norm(camera[:, :3], axis=1).mean())

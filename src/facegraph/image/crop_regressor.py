@@ -23,7 +23,7 @@ from facegraph.morphable.bfm import MorphableModel, ParamWhitening, split_params
 class CropPrediction:
     """Predictions for a batch of crops, in photo pixels (x right, y down, z toward the viewer)."""
 
-    params: np.ndarray  # (B, 62) unwhitened 3DMM parameters
+    params: np.ndarray | None  # (B, 62) unwhitened 3DMM parameters; None for a 2D model
     landmarks: np.ndarray  # (B, 68, 3)
     pose: np.ndarray  # (B, 3) yaw, pitch, roll in degrees
 
@@ -105,6 +105,11 @@ class MirrorAveraged(nn.Module):
     def morphable(self) -> MorphableModel | None:
         return self.model.morphable
 
+    @property
+    def dimensions(self) -> int:
+        """3 for a 3DMM model, 2 for a 2D one (no 3D landmarks, parameters or mesh)."""
+        return getattr(self.model, "dimensions", 3)
+
     def predict(self, crops: np.ndarray, boxes: np.ndarray) -> CropPrediction:
         crops, boxes = np.asarray(crops), np.asarray(boxes, dtype=np.float64)
         n = len(crops)
@@ -114,9 +119,8 @@ class MirrorAveraged(nn.Module):
         back = both.landmarks[n:, self.flip_order].copy()
         back[..., 0] = (crop_mirror_x(crops.shape[2]) * scale_x + 2 * boxes[:, 0])[:, None] - back[..., 0]
         pose = both.pose[n:] * np.array([-1.0, 1.0, -1.0])  # yaw and roll change sign in a mirror
-        return CropPrediction(
-            both.params[:n], (both.landmarks[:n] + back) / 2, _mean_angles(both.pose[:n], pose)
-        )
+        params = None if both.params is None else both.params[:n]
+        return CropPrediction(params, (both.landmarks[:n] + back) / 2, _mean_angles(both.pose[:n], pose))
 
 
 def _mean_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,5 +1,12 @@
-"""SPIGA's weights file: the network's tensors (the mean face and pose offset among its buffers) in one
-safetensors file whose metadata names the model, its configuration and the figures of its run.
+"""SPIGA in the photo pipeline: its weights file and its place among the photo models.
+
+The weights are one safetensors file: the network's tensors (the mean face and pose offset among its
+buffers), and in the metadata the model, its configuration and the figures of its run. As a photo model
+SPIGA takes the crops SynergyNet takes (3DDFA's boxes) and gives 2D landmarks and the head pose; it has
+no 3DMM parameters, so no 3D landmarks and no dense face.
+
+Unit crop coordinates (the network's: pixel j of an S-pixel crop spans [j, j + 1] / S) map to the crop
+frame of ``facegraph.geometry.crops`` (pixel j's centre at j + ``CROP_PIXEL_OFFSET``) by ``from_unit``.
 """
 
 from __future__ import annotations
@@ -7,11 +14,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from facegraph.errors import InputError
+from facegraph.geometry.crops import CROP_PIXEL_OFFSET, crop_to_image
+from facegraph.image.crop_regressor import CropPrediction
 from facegraph.io.atomic import atomic_path
 from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
 from facegraph.io.weights import check_state_dict, shapes_of
@@ -50,3 +60,48 @@ def load_spiga(path: str | Path) -> tuple[Spiga, dict]:
     check_state_dict(tensors, shapes_of(model), path, f"weights do not fit {config.name}")
     model.load_state_dict(tensors, strict=True)
     return model.eval(), json.loads(metadata.get("figures", "{}"))
+
+
+def to_unit(points: np.ndarray, size: int) -> np.ndarray:
+    """Crop-frame points of an ``size``-pixel crop -> unit crop coordinates."""
+    return (points - CROP_PIXEL_OFFSET + 0.5) / size
+
+
+def from_unit(points: np.ndarray, size: int) -> np.ndarray:
+    """Unit crop coordinates -> crop-frame points of a ``size``-pixel crop (the inverse of ``to_unit``)."""
+    return points * size + CROP_PIXEL_OFFSET - 0.5
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in 0..255 -> the network's input (SynergyNet's scaling, whose body it may reuse)."""
+    return (images - 127.5) / 128.0
+
+
+class SpigaRegressor(torch.nn.Module):
+    """SPIGA behind the photo models' ``predict(crops, boxes)``: 2D landmarks (z is 0) and head pose.
+
+    ``dimensions`` is 2: the analyzer gives faces no 3D landmarks, camera, parameters or mesh."""
+
+    dimensions = 2
+    morphable = None
+
+    def __init__(self, network: Spiga) -> None:
+        super().__init__()
+        self.network = network
+        self.input_size = network.config.input_size
+
+    def normalise(self, crops: np.ndarray) -> torch.Tensor:
+        """(B, S, S, 3) uint8 RGB crops -> (B, 3, S, S) network input on the network's device."""
+        device = self.network.mean_face.device
+        images = torch.tensor(np.ascontiguousarray(crops), dtype=torch.float32, device=device)
+        return normalise(images.permute(0, 3, 1, 2))
+
+    @torch.inference_mode()
+    def predict(self, crops: np.ndarray, boxes: np.ndarray) -> CropPrediction:
+        """Landmarks in photo pixels and poses for (B, S, S, 3) crops cut at (B, 4) boxes."""
+        out = self.network(self.normalise(crops))
+        points = from_unit(out["steps"][-1].float().cpu().numpy(), self.input_size)
+        # crop_to_image takes 3DDFA's y-up crop frame
+        up = np.stack([points[..., 0], self.input_size + 1 - points[..., 1], np.zeros(points.shape[:2])], -1)
+        landmarks = crop_to_image(up, np.asarray(boxes, dtype=np.float64), self.input_size)
+        return CropPrediction(None, landmarks, out["pose"][:, :3].float().cpu().numpy().astype(np.float64))

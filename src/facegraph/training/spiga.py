@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from facegraph.datasets.face_crops import CROP_SIZE, FaceCrops, split_by_group, to_y_down
+from facegraph.devices import pick_device
 from facegraph.errors import InputError
-from facegraph.geometry.crops import CROP_PIXEL_OFFSET
 from facegraph.geometry.pose_fit import fit_pose
 from facegraph.image.crop_regressor import CropRegressor, regress_params
-from facegraph.image.spiga import load_spiga, save_spiga
+from facegraph.image.spiga import from_unit, load_spiga, normalise, save_spiga, to_unit
 from facegraph.io.atomic import atomic_path
 from facegraph.metrics.landmarks import landmark_box_size
 from facegraph.nn.spiga import CONFIGS as MODEL_CONFIGS
@@ -199,22 +199,6 @@ def typical_distance(mean_face: torch.Tensor, focal: float) -> float:
     return float(focal * width / FACE_FRACTION)
 
 
-def to_unit(points: np.ndarray) -> np.ndarray:
-    """Crop-frame points (``facegraph.geometry.crops``: pixel j's centre at j + ``CROP_PIXEL_OFFSET``) ->
-    unit crop coordinates, where pixel j spans [j, j + 1] / 120, as the network's sampling sees it."""
-    return (points - CROP_PIXEL_OFFSET + 0.5) / CROP_SIZE
-
-
-def from_unit(points: np.ndarray) -> np.ndarray:
-    """Unit crop coordinates -> crop-frame points (the inverse of ``to_unit``)."""
-    return points * CROP_SIZE + CROP_PIXEL_OFFSET - 0.5
-
-
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) RGB in 0..255 -> the network's input (SynergyNet's scaling, whose body it may reuse)."""
-    return (images - 127.5) / 128.0
-
-
 def crops_to_input(crops: np.ndarray, size: int) -> torch.Tensor:
     """(B, 120, 120, 3) uint8 crops -> (B, 3, size, size) network input."""
     images = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
@@ -248,7 +232,7 @@ def augment(
     size = MODEL_CONFIGS[config.model].input_size
     if size != CROP_SIZE:
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    unit = torch.as_tensor(to_unit(points), dtype=torch.float32)
+    unit = torch.as_tensor(to_unit(points, CROP_SIZE), dtype=torch.float32)
     return normalise(images), unit, torch.as_tensor(weights), torch.as_tensor(flipped)
 
 
@@ -322,10 +306,10 @@ def predict_points(
         start = None
         if initial is not None:
             start = torch.as_tensor(
-                to_unit(initial[first : first + batch]), dtype=torch.float32, device=device
+                to_unit(initial[first : first + batch], CROP_SIZE), dtype=torch.float32, device=device
             )
         out.append(model(images, start)["steps"][-1].float().cpu().numpy())
-    return from_unit(np.concatenate(out))
+    return from_unit(np.concatenate(out), CROP_SIZE)
 
 
 def face_nme(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -374,7 +358,7 @@ def face_yaws(points: np.ndarray, weights: np.ndarray, mean_face: torch.Tensor, 
     """(N,) yaw of the mean face fitted to each face's un-augmented target points (full fits)."""
     out = []
     for first in range(0, len(points), 1024):
-        unit = torch.as_tensor(to_unit(points[first : first + 1024]), dtype=torch.float32)
+        unit = torch.as_tensor(to_unit(points[first : first + 1024], CROP_SIZE), dtype=torch.float32)
         visible = torch.as_tensor(weights[first : first + 1024] > 0)
         out.append(fit_pose(unit, mean_face, focal, visible)[0][:, 0].numpy())
     return np.concatenate(out)
@@ -444,6 +428,7 @@ def train_spiga(
     init: Path | None = None,
     frozen: tuple[str, ...] = (),
     progress: bool = True,
+    device: str | None = None,
 ) -> TrainResult:
     """Train (``facegraph.training.loop``); write ``best.safetensors`` (by validation NME against the
     human points), ``last.pt`` and ``history.json`` into ``out``. ``init`` starts from a SPIGA weights
@@ -451,17 +436,19 @@ def train_spiga(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    dev = pick_device(device)
     model = load_spiga(init)[0] if init is not None else build_model(config, mean_face)
     if model.config.name != config.model:
         raise InputError(f"the weights are {model.config.name}, not {config.model}", init)
     if data.yaws is None:
         data.yaws = face_yaws(data.points, data.weights, model.mean_face, model.config.focal)
+    model.to(dev)
     freeze(model, frozen)
     trained = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     settings = {**config.to_dict(), "frozen": list(frozen), "init": str(init) if init else None}
     run = RunState()
-    if resume and (state := load_checkpoint(out, settings, torch.device("cpu"))) is not None:
+    if resume and (state := load_checkpoint(out, settings, dev)) is not None:
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         run = resumed_state(state, out, SCORE)
