@@ -16,15 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from facegraph.errors import InputError
 from facegraph.geometry.crops import CROP_PIXEL_OFFSET, crop_to_image
 from facegraph.image.crop_regressor import CropPrediction
 from facegraph.io.atomic import atomic_path
 from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
-from facegraph.io.weights import check_state_dict, shapes_of
+from facegraph.io.weights import check_state_dict, read_weights_file, shapes_of
 from facegraph.nn.spiga import CONFIGS, N_LANDMARKS, Spiga
 
 MODEL_NAME = "spiga"  # the "model" entry of the metadata
@@ -43,16 +42,7 @@ def load_spiga(path: str | Path) -> tuple[Spiga, dict]:
     """The network of a SPIGA weights file, in eval mode, and the figures stored with it. A missing,
     damaged or foreign file raises InputError naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("SPIGA weights not found", path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, ValueError, OSError) as exc:
-        raise InputError(f"not SPIGA weights ({exc})", path) from None
-    if metadata.get("model") != MODEL_NAME:
-        raise InputError("not SPIGA weights (its metadata names no SPIGA model)", path)
+    metadata, tensors = read_weights_file(path, MODEL_NAME, "SPIGA")
     config = CONFIGS.get(metadata.get("config", ""))
     if config is None:
         raise InputError(f"unknown SPIGA configuration {metadata.get('config')!r}", path)

@@ -63,10 +63,10 @@ def check_state_dict(
             raise InputError(f"tensor {key!r} has NaN or infinite values", path)
 
 
-def load_detector_network(path: Path, network: nn.Module, model: str, label: str) -> nn.Module:
-    """``network`` (in eval mode) with the weights of the safetensors file ``path``, whose metadata must
-    name ``model``; a missing, damaged or foreign file raises InputError naming it (``label``: the
-    network's name in messages)."""
+def read_weights_file(path: Path, model: str, label: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The metadata and tensors of the safetensors file ``path``, whose metadata must name ``model``; a
+    missing, damaged or foreign file raises InputError naming it (``label``: the model's name in
+    messages)."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
@@ -80,6 +80,14 @@ def load_detector_network(path: Path, network: nn.Module, model: str, label: str
         raise InputError(f"not {label} weights ({exc})", path) from None
     if metadata.get("model") != model:
         raise InputError(f"not {label} weights (its metadata names no {model} model)", path)
+    return metadata, tensors
+
+
+def load_detector_network(path: Path, network: nn.Module, model: str, label: str) -> nn.Module:
+    """``network`` (in eval mode) with the weights of the safetensors file ``path``, whose metadata must
+    name ``model``; a missing, damaged or foreign file raises InputError naming it (``label``: the
+    network's name in messages)."""
+    _, tensors = read_weights_file(path, model, label)
     check_state_dict(tensors, shapes_of(network), path, f"weights do not fit {label}")
     network.load_state_dict(tensors, strict=True)
     return network.eval()
