@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from facegraph.datasets import load_faces68
 from facegraph.datasets.faces68 import DEFAULT_NORMS
 from facegraph.errors import InputError
+from facegraph.metrics.pose import pose_mae
 from tests.conftest import shared
 
 
@@ -73,8 +75,9 @@ def test_folder_without_pts_or_missing_folder_is_an_input_error(tmp_path: Path) 
         load_faces68(tmp_path / "absent")
 
 
-def write_spiga(folder: Path, with_info: bool = True) -> list[dict]:
-    """A two-face SPIGA test.json (photos under images/test/ relative to --images) and db_info.json."""
+def write_spiga(folder: Path, with_info: bool = True, headpose: bool = False) -> list[dict]:
+    """A two-face SPIGA test.json (photos under images/test/ relative to --images) and db_info.json;
+    with ``headpose``, SPIGA's pose field (yaw, pitch, roll in its signs, then a translation)."""
     rng = np.random.default_rng(0)
     records = [
         {
@@ -82,6 +85,7 @@ def write_spiga(folder: Path, with_info: bool = True) -> list[dict]:
             "bbox": [10.0 + i, 20.0, 50.0, 60.0],
             "landmarks": rng.uniform(0, 100, (68, 2)).tolist(),
             "visible": [1] * 60 + [0] * 8,
+            **({"headpose": [10.0 * (i + 1), -5.0, 3.0 * i, 0.1, 0.0, 3.0]} if headpose else {}),
         }
         for i in range(2)
     ]
@@ -114,6 +118,52 @@ def test_spiga_annotations_read_boxes_subsets_and_norms(tmp_path: Path, target: 
     np.testing.assert_array_equal(data.boxes, [[10, 20, 60, 80], [11, 20, 61, 80]])
     assert {name: idx.tolist() for name, idx in data.subsets.items()} == {"a": [1], "b": [0, 1]}
     assert data.norms == {"corners": 8.0, "pupils": 6.0, "height": 4.0}
+
+
+def test_spiga_head_poses_are_read_in_facegraphs_signs(tmp_path: Path) -> None:
+    """SPIGA's yaw grows as the nose moves toward the image's right, facegraph's toward the left."""
+    write_photos(tmp_path / "ann", write_spiga(tmp_path / "ann", headpose=True))
+    data = load_faces68(tmp_path / "ann")
+    np.testing.assert_array_equal(data.headpose, [[-10.0, -5.0, 0.0], [-20.0, -5.0, 3.0]])
+
+    write_photos(tmp_path / "plain", write_spiga(tmp_path / "plain"))
+    assert load_faces68(tmp_path / "plain").headpose is None
+
+
+def test_spiga_head_pose_that_is_not_three_angles_is_named(tmp_path: Path) -> None:
+    records = write_spiga(tmp_path / "ann", headpose=True)
+    records[1]["headpose"] = [1.0, "up"]
+    (tmp_path / "ann" / "test.json").write_text(json.dumps(records))
+    write_photos(tmp_path / "ann", records)
+    with pytest.raises(InputError, match="headpose") as error:
+        load_faces68(tmp_path / "ann")
+    assert error.value.path == tmp_path / "ann" / "test.json"
+
+
+def test_real_spiga_head_poses_match_the_mean_face_fitted_to_their_landmarks(tmp_path: Path) -> None:
+    """The sign change is measured, not assumed: on 300-W's public test faces, the package's pose fit of
+    SPIGA's mean face to the annotated points lands within a few degrees of the annotated angles once
+    they are read, and the yaw would be far off without the change."""
+    from facegraph.geometry.pose_fit import fit_pose
+    from facegraph.io.landmarks import read_spiga_mean_face
+
+    source = shared("spiga-annotations")
+    records = json.loads((source / "annotations/300wpublic/test.json").read_text())[::4]
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "test.json").write_text(json.dumps(records))
+    write_photos(tmp_path / "photos", records)
+    data = load_faces68(tmp_path / "ann", images=tmp_path / "photos")
+
+    low, high = data.landmarks.min(1), data.landmarks.max(1)
+    side = 1.6 * (high - low).max(1)
+    corner = (low + high) / 2 - side[:, None] / 2
+    unit = (data.landmarks - corner[:, None]) / side[:, None, None]
+    mean_face = torch.as_tensor(read_spiga_mean_face(source / "models3D/mean_face_3D_68.txt"))
+    fitted = fit_pose(torch.as_tensor(unit, dtype=torch.float32), mean_face.float(), 1.5)[0][:, :3].numpy()
+
+    errors = pose_mae(fitted, data.headpose)
+    assert max(errors["yaw"], errors["pitch"], errors["roll"]) < 3.0
+    assert pose_mae(fitted * [-1, 1, 1], data.headpose)["yaw"] > 8.0
 
 
 def test_spiga_annotations_without_db_info_use_default_norms(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from PIL import Image
 from facegraph.datasets import load_aflw2000, load_faces68
 from facegraph.demo import sample_path
 from facegraph.evaluation.aflw2000 import evaluate_aflw2000
-from facegraph.evaluation.faces68 import evaluate_faces68
+from facegraph.evaluation.faces68 import evaluate_faces68, summary_rows
 from facegraph.geometry.crops import box_from_landmarks, crop
 from facegraph.image.analyzer import RECROP_PASSES
 from facegraph.image.crop_regressor import CropPrediction, CropRegressor
@@ -26,6 +26,7 @@ from facegraph.morphable.bfm import MorphableModel, ParamWhitening
 from facegraph.nn.mobilenet_v1 import MobileNetV1
 from facegraph.registry import load_model
 from tests.conftest import shared
+from tests.datasets.test_faces68 import write_photos, write_spiga
 
 BINS = ("0-30", "30-60", "60-90", "mean", "all")
 # One face per yaw bin, a second in the first bin (so the mean of the bins differs from the mean over
@@ -309,6 +310,47 @@ def test_faces68_reports_interocular_nme_whatever_norms_db_info_names(tmp_path: 
     dataset = dataclasses.replace(load_faces68(tmp_path / "tiny300w"), norms={"lnd_bbox": 7.0})
     report = evaluate_faces68(dataset, model, "tiny", progress=False).report
     assert math.isfinite(report["nme_interocular"])
+
+
+class FixedPose:
+    """A stand-in crop model that places the box's centre everywhere and always reports one head pose."""
+
+    morphable = None
+    input_size = 120
+
+    def __init__(self, pose: list[float]) -> None:
+        self.pose = np.array(pose, dtype=np.float64)
+
+    def predict(self, crops: np.ndarray, boxes: np.ndarray) -> CropPrediction:
+        centres = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, np.zeros((len(boxes), 1))], axis=1)
+        points = np.repeat(centres[:, None], 68, axis=1)
+        return CropPrediction(None, points, np.repeat(self.pose[None], len(boxes), axis=0))
+
+
+def test_faces68_reports_head_pose_errors_per_subset_where_annotated(tmp_path: Path) -> None:
+    """Annotated poses (facegraph's signs) [-10, -5, 0] and [-20, -5, 3]; predicting [0, 0, 0] everywhere
+    errs by 10 and 20 degrees of yaw, 5 of pitch, 0 and 3 of roll; subset "a" is the second face."""
+    write_photos(tmp_path / "ann", write_spiga(tmp_path / "ann", headpose=True))
+    dataset = load_faces68(tmp_path / "ann")
+
+    report = evaluate_faces68(dataset, FixedPose([0.0, 0.0, 0.0]), "fixed", progress=False).report
+
+    assert report["pose_mae"] == pytest.approx({"yaw": 15.0, "pitch": 5.0, "roll": 1.5, "mean": 43 / 6})
+    assert report["subsets"]["a"]["pose_mae"] == pytest.approx(
+        {"yaw": 20.0, "pitch": 5.0, "roll": 3.0, "mean": 28 / 3}
+    )
+    header, *rows = summary_rows(report)
+    assert header[-3:] == ("yaw MAE (deg)", "pitch MAE (deg)", "roll MAE (deg)")
+    assert rows[0][0] == "full" and rows[0][-3:] == ("15.00", "5.00", "1.50")
+
+
+def test_faces68_without_annotated_poses_reports_no_pose_errors(tmp_path: Path) -> None:
+    write_photos(tmp_path / "ann", write_spiga(tmp_path / "ann"))
+    report = evaluate_faces68(
+        load_faces68(tmp_path / "ann"), FixedPose([0, 0, 0]), "fixed", progress=False
+    ).report
+    assert "pose_mae" not in report
+    assert len(summary_rows(report)[0]) == 6
 
 
 def test_real_3ddfa_v2_nme_matches_a_straightforward_computation() -> None:

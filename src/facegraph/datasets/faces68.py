@@ -5,7 +5,11 @@
 - SPIGA's annotation format: ``test.json`` (a list of ``{"imgpath", "bbox": [x, y, w, h],
   "landmarks": 68 x [x, y], "visible", ...}``) with ``db_info.json`` beside it (``norm``: normaliser
   name -> AUC threshold in percent; ``test_subsets``: subset name -> indices). The annotations carry no
-  photos: ``images`` names the folder that ``imgpath`` is relative to.
+  photos: ``images`` names the folder that ``imgpath`` is relative to. A record's ``headpose`` (yaw,
+  pitch, roll in degrees, then a translation) is SPIGA's fit of its 3D mean face to the landmarks. Its
+  yaw is positive when the nose moves toward the image's right, facegraph's toward the left
+  (``docs/conventions.md``), so the yaw is negated on reading: fitting the same mean face here
+  reproduces the annotated angles under that one change.
 
 Points are 0-based photo pixels, (N, 68, 2).
 """
@@ -23,6 +27,7 @@ from facegraph.formats import PHOTO_SUFFIXES
 from facegraph.io.landmarks import read_pts
 
 DEFAULT_NORMS = {"corners": 8.0, "pupils": 8.0}
+SPIGA_POSE_SIGNS = np.array([-1.0, 1.0, 1.0])  # SPIGA's (yaw, pitch, roll) -> facegraph's
 
 
 @dataclass
@@ -36,6 +41,7 @@ class Faces68:
     boxes: np.ndarray | None = None  # (N, 4) annotation boxes [x0, y0, x1, y1]
     subsets: dict[str, np.ndarray] = field(default_factory=dict)  # name -> indices
     norms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_NORMS))
+    headpose: np.ndarray | None = None  # (N, 3) annotated yaw, pitch, roll (degrees, facegraph's signs)
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -107,4 +113,18 @@ def _load_spiga(path: Path, images: str | Path | None) -> Faces68:
     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
     subsets = {name: np.asarray(idx, dtype=int) for name, idx in (info.get("test_subsets") or {}).items()}
     norms = {name: float(thr) for name, thr in info.get("norm", DEFAULT_NORMS).items()}
-    return Faces68(path.parent.name, photos, landmarks, visible, boxes, subsets, norms)
+    headpose = _spiga_headpose(records, path)
+    return Faces68(path.parent.name, photos, landmarks, visible, boxes, subsets, norms, headpose)
+
+
+def _spiga_headpose(records: list[dict], path: Path) -> np.ndarray | None:
+    """(N, 3) annotated head poses in facegraph's signs, or None unless every record has one."""
+    if not all("headpose" in r for r in records):
+        return None
+    try:
+        angles = np.array([r["headpose"][:3] for r in records], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"headpose must start with yaw, pitch and roll in degrees ({exc})", path) from None
+    if angles.shape != (len(records), 3) or not np.isfinite(angles).all():
+        raise InputError("headpose must start with three finite angles (yaw, pitch, roll) per face", path)
+    return angles * SPIGA_POSE_SIGNS

@@ -5,7 +5,9 @@ the detection that overlaps it most (``boxes="detector"``; a face the detector m
 the ground-truth box and is counted; a found face is cut again around its predicted landmarks, as
 ``facegraph image`` does). NME uses every one of the 68 points, normalised per face by the
 outer eye corners (36, 45: inter-ocular) and by the eye centres (inter-pupil); AUC and failure rate are
-taken at each normaliser's threshold from the annotations' ``db_info.json`` (8% by default).
+taken at each normaliser's threshold from the annotations' ``db_info.json`` (8% by default). Where the
+annotations carry a head pose (SPIGA's), the predicted pose's mean absolute error per angle is reported
+too, as SPIGA reports it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from facegraph.image.detectors import FaceDetector, best_match
 from facegraph.io.images import read_image
 from facegraph.metrics.curves import auc, failure_rate
 from facegraph.metrics.landmarks import box_size, landmark_box_size, nme
+from facegraph.metrics.pose import ANGLES, pose_mae
 from facegraph.schemes import normalisation_distance
 
 MIN_DETECTION_IOU = 0.3
@@ -41,14 +44,25 @@ class Faces68Result:
 
 
 def summary_rows(report: dict) -> list[tuple[str, ...]]:
-    """The report's subsets as table rows: a header, then n, NME, AUC and failure rate per subset."""
+    """The report's subsets as table rows: a header, then n, NME, AUC and failure rate per subset, and the
+    head-pose errors where the annotations have poses."""
     threshold = f"{report['threshold']:g}"
+    with_pose = report.get("pose_mae") is not None
     rows = [("subset", "n", "NME io (%)", "NME ip (%)", f"AUC@{threshold}", f"FR@{threshold}")]
+    if with_pose:
+        rows[0] += tuple(f"{angle} MAE (deg)" for angle in ANGLES)
     for name, sub in report["subsets"].items():
         figures = (sub["nme_interocular"], sub["nme_interpupil"])
-        rows.append(
-            (name, str(sub["n"]), *(f"{v:.3f}" for v in figures), f"{sub['auc_8']:.4f}", f"{sub['fr_8']:.4f}")
+        row = (
+            name,
+            str(sub["n"]),
+            *(f"{v:.3f}" for v in figures),
+            f"{sub['auc_8']:.4f}",
+            f"{sub['fr_8']:.4f}",
         )
+        if with_pose:
+            row += tuple(f"{sub['pose_mae'][angle]:.2f}" for angle in ANGLES)
+        rows.append(row)
     return rows
 
 
@@ -67,7 +81,13 @@ def normalisers(dataset: Faces68) -> dict[str, np.ndarray]:
     return values
 
 
-def _summary(errors: dict[str, np.ndarray], norms: dict[str, float], indices: np.ndarray) -> dict:
+def _summary(
+    errors: dict[str, np.ndarray],
+    norms: dict[str, float],
+    indices: np.ndarray,
+    poses: tuple[np.ndarray, np.ndarray] | None,
+) -> dict:
+    """The figures of the faces at ``indices``; ``poses``: (predicted, annotated) head poses, if any."""
     summary: dict = {"n": int(len(indices))}
     for name, per_face in errors.items():
         threshold = norms[name]
@@ -78,6 +98,8 @@ def _summary(errors: dict[str, np.ndarray], norms: dict[str, float], indices: np
     summary["nme_interpupil"] = summary["nme_pupils"]
     summary["auc_8"] = auc(errors["corners"][indices], 8.0)
     summary["fr_8"] = failure_rate(errors["corners"][indices], 8.0)
+    if poses is not None:
+        summary["pose_mae"] = pose_mae(poses[0][indices], poses[1][indices])
     return summary
 
 
@@ -94,7 +116,7 @@ def evaluate_faces68(
         from facegraph.image.detectors import DEFAULT_DETECTOR, make_detector
 
         detector = make_detector(DEFAULT_DETECTOR)
-    predictions, missed = [], 0
+    predictions, poses, missed = [], [], 0
     start = time.perf_counter()
     for index in tqdm(range(len(dataset)), desc=dataset.name, unit="face", disable=not progress):
         photo = read_image(dataset.photos[index])
@@ -114,8 +136,10 @@ def evaluate_faces68(
 
         prediction = predict_recropped(model, cut, box[None], passes)[1]
         predictions.append(prediction.landmarks[0, :, :2])
+        poses.append(prediction.pose[0])
     seconds = time.perf_counter() - start
     predictions = np.stack(predictions)
+    pose_pairs = None if dataset.headpose is None else (np.stack(poses), dataset.headpose)
 
     errors = {name: nme(predictions, dataset.landmarks, norm) for name, norm in normalisers(dataset).items()}
     norms = {name: dataset.norms.get(name, DEFAULT_NORMS.get(name, 8.0)) for name in errors}
@@ -125,10 +149,10 @@ def evaluate_faces68(
         "model": model_name,
         "boxes": boxes,
         "n": len(dataset),
-        **{k: v for k, v in _summary(errors, norms, subsets["full"]).items() if k != "n"},
+        **{k: v for k, v in _summary(errors, norms, subsets["full"], pose_pairs).items() if k != "n"},
         "threshold": 8.0,
         "norm_thresholds": norms,
-        "subsets": {name: _summary(errors, norms, idx) for name, idx in subsets.items()},
+        "subsets": {name: _summary(errors, norms, idx, pose_pairs) for name, idx in subsets.items()},
         "detector_missed": missed if boxes == "detector" else None,
         "seconds": seconds,
     }
