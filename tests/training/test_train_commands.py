@@ -180,3 +180,28 @@ def test_train_spiga_from_scratch_without_a_mean_face_is_a_one_line_error(tmp_pa
     argv = ["train", "spiga", "--out", str(tmp_path / "run"), "--faces68", str(tmp_path), "--quiet"]
     assert main(argv) == 2
     assert "pass --mean-face FILE" in capsys.readouterr().err
+
+
+def test_train_spiga_on_a_users_folder_names_a_bad_file_or_skips_it_when_asked(tmp_path, capsys):
+    """Fine-tuning data with one malformed annotation: exit code 2 and one line naming it; with
+    --skip-bad the run trains on the other faces and says which file it left out."""
+    from tests.datasets.test_faces68 import write_face
+
+    photos = tmp_path / "thermal"
+    for k in range(8):
+        write_face(photos / f"photo{k}", seed=k)
+    write_face(photos / "five", seed=9, n_points=5)
+    mean_face = write_spiga_mean_face(tmp_path / "mean_face_3D_68.txt")
+    argv = [
+        "train", "spiga", "--out", str(tmp_path / "run"), "--data", str(photos),
+        "--mean-face", str(mean_face), "--epochs", "1", "--quiet",
+    ]  # fmt: skip
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(photos / "five.pts") in err
+
+    assert main([*argv, "--skip-bad"]) == 0
+    assert f"skipped {photos / 'five.pts'}: expected 68" in capsys.readouterr().err
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["n_train"] + history["n_val"] == 8 and history["n_test"] == 0

@@ -103,21 +103,29 @@ def _read_crop(path: Path) -> np.ndarray:
     return rgb
 
 
+def face_crop(rgb: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 3DDFA-style crop of the face whose (68, 2) 0-based photo points are given (NaN: unlabelled,
+    left out of the box), and the points in its pixels."""
+    shifted = points + PTS_TO_CROP_FRAME
+    box = box_from_landmarks(shifted[np.isfinite(shifted).all(axis=1)])
+    return crop(rgb, box, CROP_SIZE), _photo_to_crop(shifted[None], box[None])[0]
+
+
 def load_faces68_crops(folder: str | Path, progress: bool = True) -> FaceCrops:
     """Cut 3DDFA-style crops from a folder of photos with 68-point ``.pts`` (e.g. 300-W's training sets)."""
     faces = load_faces68(folder)
-    points = faces.landmarks + PTS_TO_CROP_FRAME
-    boxes = np.stack([box_from_landmarks(p) for p in points])
-    crops = np.stack(
-        [
-            crop(read_image(photo), box, CROP_SIZE)
-            for photo, box in tqdm(
-                zip(faces.photos, boxes, strict=True), total=len(boxes), desc=faces.name, disable=not progress
-            )
-        ]
-    )
+    pairs = [
+        face_crop(read_image(photo), points)
+        for photo, points in tqdm(
+            zip(faces.photos, faces.landmarks, strict=True),
+            total=len(faces),
+            desc=faces.name,
+            disable=not progress,
+        )
+    ]
     groups = np.array([photo.stem.rsplit("_", 1)[0] for photo in faces.photos])
-    return FaceCrops(crops, _photo_to_crop(points, boxes), groups, np.full(len(boxes), "68pt"))
+    crops, points = (np.stack(part) for part in zip(*pairs, strict=True))
+    return FaceCrops(crops, points, groups, np.full(len(pairs), "68pt"))
 
 
 def split_by_group(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

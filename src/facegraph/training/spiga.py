@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from facegraph.datasets.face_crops import CROP_SIZE, FaceCrops, split_by_group, to_y_down
+from facegraph.datasets.annotated_photos import SkippedFile, load_annotated_photos
+from facegraph.datasets.face_crops import CROP_SIZE, FaceCrops, concatenate, split_by_group, to_y_down
 from facegraph.devices import pick_device
 from facegraph.errors import InputError
 from facegraph.geometry.pose_fit import fit_pose
@@ -50,6 +51,7 @@ from facegraph.training.loop import (
 from facegraph.training.refit import refit_to_points
 from facegraph.training.synergynet import (
     colour_jitter,
+    load_training_faces,
     mirror_points,
     random_similarity,
     warmup_cosine,
@@ -129,12 +131,33 @@ def cached_pseudo_labels(model: CropRegressor, data: FaceCrops, cache: Path, pro
     return points
 
 
-def spiga_pseudo_labels(faces: FaceCrops, bfm: str | None, out: Path, progress: bool) -> np.ndarray:
-    """The shipped photo model's refitted fits as pseudo-labels, cached in the run folder ``out``."""
+def spiga_pseudo_labels(faces: FaceCrops, bfm: str | None, out: Path, progress: bool) -> np.ndarray | None:
+    """The shipped photo model's refitted fits as pseudo-labels, cached in the run folder ``out``; None
+    when humans labelled every point."""
     from facegraph.registry import load_model
+
+    if np.isfinite(faces.points).all():
+        return None
 
     model = load_model("synergynet", bfm=bfm, kind="image")
     return cached_pseudo_labels(model, faces, out / "pseudo-labels.npz", progress)
+
+
+def load_spiga_faces(
+    aflw: list[str], faces68: list[str], folders: list[str], skip_bad: bool, progress: bool
+) -> tuple[FaceCrops, list[SkippedFile]]:
+    """Every training face: AFLW's crops, 68-point photo folders and users' annotated folders
+    (``facegraph.datasets.annotated_photos``), with the files ``skip_bad`` left out."""
+    parts, skipped = [], []
+    if aflw or faces68:
+        parts.append(load_training_faces(aflw, faces68, progress))
+    for folder in folders:
+        faces, left_out = load_annotated_photos(folder, skip_bad, progress)
+        parts.append(faces)
+        skipped += left_out
+    if not parts:
+        raise InputError("no training data: pass --aflw DIR, --faces68 DIR or --data DIR")
+    return concatenate(parts), skipped
 
 
 def targets(
