@@ -3,6 +3,8 @@ its points land where the network puts them in the crop, and `eval 300w --model 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -95,3 +97,51 @@ def test_eval_300w_runs_spiga_and_matches_its_predictions(tmp_path: Path, weight
     model = load_model("spiga", weights=weights, kind="image")
     expected = np.array([by_hand(model, photo, gt) for photo, gt in faces])
     assert report["nme_interocular"] == pytest.approx(expected[:, 0].mean(), abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def exported(weights: Path, tmp_path_factory) -> tuple[Path, str]:
+    """The ONNX file of ``weights`` and what `export onnx` printed."""
+    pytest.importorskip("onnxscript", reason="ONNX export needs the export extra")
+    path = tmp_path_factory.mktemp("spiga-onnx") / "spiga.onnx"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["export", "onnx", str(path), "--model", "spiga", "--weights", str(weights)]) == 0
+    return path, printed.getvalue()
+
+
+def test_spiga_exports_to_onnx_and_runs_in_place_of_pytorch(
+    tmp_path: Path, weights: Path, exported: tuple[Path, str], capsys
+) -> None:
+    """The export reports its parity check; `image --onnx` then finds the same points and pose."""
+    path, printed = exported
+    line = printed.strip().splitlines()[-1]
+    assert line.startswith(f"wrote {path}; ONNX Runtime vs PyTorch on 4 crops: largest difference ")
+    assert float(line.rsplit(" ", 1)[1]) < 1e-3
+    photo = tmp_path / "astronaut.jpg"
+    shutil.copy(sample_path("astronaut.jpg"), photo)
+    argv = ["image", str(photo), "--model", "spiga", "--weights", str(weights), "--json", "-", "--quiet"]
+    assert main(argv) == 0
+    (torch_face,) = json.loads(capsys.readouterr().out)["faces"]
+    assert main([*argv, "--onnx", str(path)]) == 0
+    (onnx_face,) = json.loads(capsys.readouterr().out)["faces"]
+    np.testing.assert_allclose(onnx_face["points_2d"], torch_face["points_2d"], atol=1e-2)
+    assert onnx_face["pose"] == pytest.approx(torch_face["pose"], abs=1e-2)
+    assert "points_3d" not in onnx_face
+
+
+def test_a_spiga_onnx_file_beside_other_weights_or_asked_for_int8_is_refused(
+    tmp_path: Path, exported: tuple[Path, str], capsys
+) -> None:
+    from tests.test_cli import user_error
+
+    torch.manual_seed(1)
+    other = tmp_path / "other.safetensors"
+    save_spiga(other, Spiga(CONFIGS["spiga-fast"], face_like_points(), 3.0).eval(), {})
+    argv = ["image", str(sample_path("astronaut.jpg")), "--model", "spiga", "--weights", str(other)]
+    assert "other SPIGA weights" in user_error([*argv, "--onnx", str(exported[0]), "--quiet"], capsys)
+    int8 = ["export", "onnx", str(tmp_path / "q.onnx"), "--model", "spiga", "--weights", str(other)]
+    assert "--int8 supports synergynet" in user_error(
+        [*int8, "--int8", "--calibration", str(tmp_path)], capsys
+    )
+    assert not (tmp_path / "q.onnx").exists()

@@ -145,6 +145,7 @@ def _write_report_and_plot(
 
 def cmd_export_onnx(args: argparse.Namespace) -> None:
     from facegraph.image.onnx import calibration_crops, export_int8, export_onnx
+    from facegraph.image.spiga import SpigaRegressor
     from facegraph.image.synergynet import SynergyRegressor
     from facegraph.registry import load_model
 
@@ -153,8 +154,10 @@ def cmd_export_onnx(args: argparse.Namespace) -> None:
     if args.int8 and not args.calibration:
         raise InputError("--int8 needs --calibration DIR: photos of faces to calibrate on")
     model = load_model(args.model, args.weights, args.bfm, device="cpu", kind="image")
-    if not isinstance(model, SynergyRegressor):
-        raise InputError(f"ONNX export supports synergynet, not {args.model}")
+    if not isinstance(model, SynergyRegressor | SpigaRegressor):
+        raise InputError(f"ONNX export supports synergynet and spiga, not {args.model}")
+    if args.int8 and not isinstance(model, SynergyRegressor):
+        raise InputError(f"--int8 supports synergynet, not {args.model}")
     if not args.int8:
         parity = export_onnx(model, args.output)
         print(
@@ -207,7 +210,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weights", help="weights file or folder (peers: their released checkpoint)")
     parser.add_argument("--bfm", help=BFM_HELP)
-    parser.add_argument("--onnx", help="synergynet: run its network from this `facegraph export onnx` file")
+    parser.add_argument(
+        "--onnx", help="synergynet or spiga: run its network from this `facegraph export onnx` file"
+    )
     parser.add_argument("--mirror-average", action="store_true", help=MIRROR_AVERAGE_HELP)
     add_device(parser)
 

@@ -19,15 +19,16 @@ def load_photo_model(
     mirror_average: bool = False,
     device: str | None = None,
 ) -> CropRegressor:
-    """The model ``name``; with ``onnx`` its image network runs in ONNX Runtime (synergynet only), with
-    ``mirror_average`` each face is also predicted mirrored and the two averaged."""
+    """The model ``name``; with ``onnx`` its image network runs in ONNX Runtime (synergynet and spiga),
+    with ``mirror_average`` each face is also predicted mirrored and the two averaged."""
     model = load_model(name, weights, bfm, device=device, kind="image")
     if onnx:
         from facegraph.image.onnx import OnnxRegressor, OnnxSession
+        from facegraph.image.spiga import SpigaRegressor
         from facegraph.image.synergynet import SynergyRegressor
 
-        if not isinstance(model, SynergyRegressor):
-            raise InputError(f"--onnx runs synergynet's exported network, not {name}'s")
+        if not isinstance(model, SynergyRegressor | SpigaRegressor):
+            raise InputError(f"--onnx runs synergynet's or spiga's exported network, not {name}'s")
         model = OnnxRegressor(model, OnnxSession(onnx))
     if mirror_average:
         model = MirrorAveraged(model, get_scheme("ibug68").flip_order)

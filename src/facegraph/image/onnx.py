@@ -1,9 +1,12 @@
-"""SynergyNet's image network as ONNX (float32 or int8), checked against PyTorch, run with ONNX Runtime.
+"""The photo models' networks as ONNX (float32, or int8 for SynergyNet), checked against PyTorch, run
+with ONNX Runtime.
 
-The exported graph takes normalised crops (B, 3, 120, 120), any batch size, and returns the whitened
-``params`` (B, 62) and ``landmarks`` (B, 204); whitening and decoding stay in Python, shared with the
-PyTorch path, so both give the same faces. The file records a fingerprint of the whitening it was
-exported with, so that it is never decoded with another model's statistics.
+The exported graph takes normalised crops (B, 3, S, S), any batch size. SynergyNet's returns the
+whitened ``params`` (B, 62) and ``landmarks`` (B, 204); SPIGA's the cascade's last ``landmarks`` (B, 68,
+2) in unit crop coordinates and its ``pose`` (B, 6). Decoding stays in Python, shared with the PyTorch
+path (the regressor's ``decode``), so both give the same faces. The file records a fingerprint of what
+decoding relies on (SynergyNet's whitening; SPIGA's whole weights), so that it is never decoded with
+another model's.
 
 ``quantize_int8`` turns an exported float model into an int8 one (static quantisation, calibrated on
 face crops): the convolutions, activations, residual sums and pooling run in int8 with per-channel
@@ -28,11 +31,12 @@ import torch
 from facegraph.errors import InputError
 from facegraph.extras import require
 from facegraph.image.crop_regressor import CropPrediction
+from facegraph.image.spiga import SpigaRegressor
 from facegraph.image.synergynet import SynergyRegressor
 from facegraph.io.atomic import atomic_path
 from facegraph.io.outputs import GENERATOR, GENERATOR_KEY
 
-OUTPUTS = ("params", "landmarks")
+PhotoNetwork = SynergyRegressor | SpigaRegressor
 PARITY_TOLERANCE = 1e-3  # largest absolute difference allowed between the two runtimes' outputs
 FINGERPRINT_KEY = "facegraph.whitening"
 PRECISION_KEY = "facegraph.precision"
@@ -50,6 +54,22 @@ def whitening_fingerprint(model: SynergyRegressor) -> str:
         for values in (stats.mean, stats.std):
             digest.update(np.ascontiguousarray(values, dtype=np.float32).tobytes())
     return digest.hexdigest()[:16]
+
+
+def model_fingerprint(model: PhotoNetwork) -> str:
+    """SynergyNet's whitening fingerprint; for SPIGA, whose outputs need no statistics to decode, a short
+    hash of its configuration and every weight, so that an export is only run beside its own weights."""
+    if not isinstance(model, SpigaRegressor):
+        return whitening_fingerprint(model)
+    digest = hashlib.sha256(model.network.config.name.encode())
+    for name, tensor in sorted(model.network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _family(model: PhotoNetwork) -> str:
+    return "SPIGA" if isinstance(model, SpigaRegressor) else "SynergyNet"
 
 
 @contextlib.contextmanager
@@ -79,17 +99,22 @@ def _set_metadata(path: Path, values: dict[str, str]) -> None:
     onnx.save(graph, str(path))
 
 
-class _Heads(torch.nn.Module):
-    def __init__(self, network: torch.nn.Module) -> None:
+class _Outputs(torch.nn.Module):
+    """A network's exported outputs, in the order its regressor's ``decode`` takes them."""
+
+    def __init__(self, network: torch.nn.Module, spiga: bool) -> None:
         super().__init__()
-        self.network = network
+        self.network, self.spiga = network, spiga
+        self.names = ["landmarks", "pose"] if spiga else ["params", "landmarks"]
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.network(images)
+        if self.spiga:
+            return out["steps"][-1], out["pose"]
         return out["params"], out["landmarks"]
 
 
-def export_onnx(model: SynergyRegressor, path: str | Path, batch: int = 4, seed: int = 0) -> dict:
+def export_onnx(model: PhotoNetwork, path: str | Path, batch: int = 4, seed: int = 0) -> dict:
     """Write the image network to ``path`` and compare ONNX Runtime with PyTorch on random crops.
 
     Returns the largest absolute output difference; raises InputError above PARITY_TOLERANCE.
@@ -97,7 +122,8 @@ def export_onnx(model: SynergyRegressor, path: str | Path, batch: int = 4, seed:
     for module in ("onnx", "onnxscript"):
         require(module, "export", "ONNX export")
     path = Path(path)
-    heads = _Heads(copy.deepcopy(model.network).float().cpu()).eval()
+    network = copy.deepcopy(model.network).float().cpu()
+    heads = _Outputs(network, isinstance(model, SpigaRegressor)).eval()
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(batch, 3, model.input_size, model.input_size, generator=generator) * 2 - 1
     with atomic_path(path) as tmp, _quiet_exporter():
@@ -106,13 +132,13 @@ def export_onnx(model: SynergyRegressor, path: str | Path, batch: int = 4, seed:
             (images,),
             str(tmp),
             input_names=["images"],
-            output_names=list(OUTPUTS),
+            output_names=heads.names,
             dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
             dynamo=True,
             external_data=False,
             verbose=False,
         )
-        _set_metadata(tmp, {FINGERPRINT_KEY: whitening_fingerprint(model), PRECISION_KEY: "float32"})
+        _set_metadata(tmp, {FINGERPRINT_KEY: model_fingerprint(model), PRECISION_KEY: "float32"})
         with torch.inference_mode():
             expected = [t.numpy() for t in heads(images)]
         got = OnnxSession(tmp).run(images.numpy())
@@ -144,7 +170,8 @@ class OnnxSession:
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(list(OUTPUTS), {"images": np.ascontiguousarray(images, dtype=np.float32)})
+        """The graph's outputs, in the order it was exported with."""
+        return self.session.run(None, {"images": np.ascontiguousarray(images, dtype=np.float32)})
 
     @property
     def precision(self) -> str:
@@ -152,9 +179,10 @@ class OnnxSession:
 
 
 def onnx_input(crops: np.ndarray) -> np.ndarray:
-    """(B, H, W, 3) uint8 RGB crops -> the graph's contiguous (B, 3, H, W) float32 input, normalised
-    as ``SynergyRegressor.normalise`` does, without PyTorch: its thread pool and ONNX Runtime's then
-    fought over a small CPU, costing a good part of a batched int8 run's time and most of one face's."""
+    """(B, H, W, 3) uint8 RGB crops -> the graph's contiguous (B, 3, H, W) float32 input, normalised as
+    ``SynergyRegressor.normalise`` (and SPIGA's) does, without PyTorch: its thread pool and ONNX
+    Runtime's then fought over a small CPU, costing a good part of a batched int8 run's time and most of
+    one face's."""
     crops = np.asarray(crops)
     images = np.empty((len(crops), 3, *crops.shape[1:3]), dtype=np.float32)
     np.subtract(crops.transpose(0, 3, 1, 2), np.float32(127.5), out=images, casting="unsafe")
@@ -163,29 +191,31 @@ def onnx_input(crops: np.ndarray) -> np.ndarray:
 
 
 def predict_onnx(
-    session: OnnxSession, model: SynergyRegressor, crops: np.ndarray, boxes: np.ndarray
+    session: OnnxSession, model: PhotoNetwork, crops: np.ndarray, boxes: np.ndarray
 ) -> CropPrediction:
-    """``model.predict`` with the image network run by ONNX Runtime (whitening and decoding shared)."""
-    params_white, landmarks_white = session.run(onnx_input(crops))
-    return model.decode(torch.from_numpy(params_white), torch.from_numpy(landmarks_white), boxes)
+    """``model.predict`` with the image network run by ONNX Runtime (decoding shared)."""
+    outputs = session.run(onnx_input(crops))
+    return model.decode(*(torch.from_numpy(output) for output in outputs), boxes)
 
 
 class OnnxRegressor(torch.nn.Module):
-    """A SynergyNet whose image network runs in ONNX Runtime: ``predict`` like the PyTorch model's.
-
-    Refuses an ONNX file exported with other whitening statistics than ``model``'s.
+    """A SynergyNet or SPIGA whose image network runs in ONNX Runtime: ``predict`` like the PyTorch
+    model's. Refuses an ONNX file exported from other weights than ``model``'s (``model_fingerprint``).
     """
 
-    def __init__(self, model: SynergyRegressor, session: OnnxSession) -> None:
+    def __init__(self, model: PhotoNetwork, session: OnnxSession) -> None:
         super().__init__()
         recorded = session.metadata.get(FINGERPRINT_KEY)
         if recorded is None:
-            raise InputError("not exported by facegraph (no whitening fingerprint)", session.path)
-        if recorded != whitening_fingerprint(model):
-            raise InputError("exported from other SynergyNet weights than the ones given", session.path)
+            raise InputError("not exported by facegraph (no model fingerprint)", session.path)
+        if recorded != model_fingerprint(model):
+            raise InputError(
+                f"exported from other {_family(model)} weights than the ones given", session.path
+            )
         self.regressor = model
         self.session = session
         self.input_size = model.input_size
+        self.dimensions = getattr(model, "dimensions", 3)
 
     @property
     def morphable(self):

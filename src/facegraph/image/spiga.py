@@ -90,8 +90,16 @@ class SpigaRegressor(torch.nn.Module):
     def predict(self, crops: np.ndarray, boxes: np.ndarray) -> CropPrediction:
         """Landmarks in photo pixels and poses for (B, S, S, 3) crops cut at (B, 4) boxes."""
         out = self.network(self.normalise(crops))
-        points = from_unit(out["steps"][-1].float().cpu().numpy(), self.input_size)
+        return self.decode(out["steps"][-1], out["pose"], boxes)
+
+    def decode(self, points: torch.Tensor, pose: torch.Tensor, boxes: np.ndarray) -> CropPrediction:
+        """The network's (B, L, 2) unit points and (B, 6) poses for crops cut at (B, 4) boxes ->
+        photo-pixel predictions (shared by the PyTorch and the ONNX Runtime paths)."""
+        crop_points = from_unit(points.float().cpu().numpy(), self.input_size)
         # crop_to_image takes 3DDFA's y-up crop frame
-        up = np.stack([points[..., 0], self.input_size + 1 - points[..., 1], np.zeros(points.shape[:2])], -1)
+        up = np.stack(
+            [crop_points[..., 0], self.input_size + 1 - crop_points[..., 1], np.zeros(crop_points.shape[:2])],
+            -1,
+        )
         landmarks = crop_to_image(up, np.asarray(boxes, dtype=np.float64), self.input_size)
-        return CropPrediction(None, landmarks, out["pose"][:, :3].float().cpu().numpy().astype(np.float64))
+        return CropPrediction(None, landmarks, pose[:, :3].float().cpu().numpy().astype(np.float64))
