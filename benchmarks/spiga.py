@@ -15,15 +15,15 @@ NME (%): mean error over the 68 points divided by the outer-eye-corner distance.
 
 Head pose: SPIGA, SynergyNet and 3DDFA_V2 x0.5 (the peer's checkpoint in ``--shared``) on AFLW2000-3D's
 protocol crops, MAE per angle. Speed: one 120-pixel crop at a time (median), and faces per second in
-batches of 64, on this CPU.
+batches of 64, on this CPU, in PyTorch and in ONNX Runtime (the model's own export).
 Writes RESULTS.md's "spiga" section.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,10 +37,9 @@ from facegraph.datasets.faces68 import load_faces68
 from facegraph.evaluation.aflw2000 import evaluate_aflw2000
 from facegraph.image.spiga import load_spiga
 from facegraph.io.images import read_image
-from facegraph.nn.fusion import fold_batchnorm
 from facegraph.nn.spiga import parameter_count
 from facegraph.registry import load_model
-from facegraph.training.spiga import crops_to_input, face_nme, get_config, predict_points, split
+from facegraph.training.spiga import face_nme, get_config, predict_points, split
 from peer_detectors import models_folder
 
 SPEED_REPEATS = 50
@@ -98,27 +97,36 @@ def aflw2000_rows(shared: Path, weights: str, bfm: str | None) -> list[str]:
     return rows
 
 
-def speed(model) -> tuple[float, float]:
-    """Milliseconds per crop at batch 1 (median) and faces per second at batch 64, batch normalisation
-    folded into the convolutions as the package's inference paths do."""
-    model = copy.deepcopy(model)
-    model.backbone = fold_batchnorm(model.backbone)
-    crop = np.zeros((1, 120, 120, 3), np.uint8)
-    one = crops_to_input(crop, model.config.input_size)
-    many = one.repeat(64, 1, 1, 1)
+def speed(predict) -> tuple[float, float]:
+    """Milliseconds per crop at batch 1 (median) and faces per second at batch 64 of a photo model's
+    ``predict`` (crops in, photo-pixel landmarks out: the package's inference path)."""
+    one = np.random.default_rng(0).integers(0, 255, (1, 120, 120, 3), dtype=np.uint8)
+    many, boxes = one.repeat(64, axis=0), np.tile([0.0, 0.0, 240.0, 240.0], (64, 1))
     times = []
-    with torch.inference_mode():
-        for k in range(SPEED_REPEATS + 5):
-            start = time.perf_counter()
-            model(one)
-            if k >= 5:
-                times.append(time.perf_counter() - start)
-        model(many)
+    for k in range(SPEED_REPEATS + 5):
         start = time.perf_counter()
-        for _ in range(5):
-            model(many)
-        per_second = 5 * 64 / (time.perf_counter() - start)
-    return 1000 * float(np.median(times)), per_second
+        predict(one, boxes[:1])
+        if k >= 5:
+            times.append(time.perf_counter() - start)
+    predict(many, boxes)
+    start = time.perf_counter()
+    for _ in range(5):
+        predict(many, boxes)
+    return 1000 * float(np.median(times)), 5 * 64 / (time.perf_counter() - start)
+
+
+def speed_rows(weights: str) -> list[str]:
+    """Speed of the loaded model (batch normalisation folded, channels-last CNN) in PyTorch and of its
+    ONNX export in ONNX Runtime."""
+    from facegraph.image.onnx import OnnxRegressor, OnnxSession, export_onnx
+
+    model = load_model("spiga", weights=weights, kind="image")
+    rows = {"PyTorch": speed(model.predict)}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "spiga.onnx"
+        export_onnx(model, path)
+        rows["ONNX Runtime"] = speed(OnnxRegressor(model, OnnxSession(path)).predict)
+    return [f"| {name} | {ms:.1f} | {per_second:.0f} |" for name, (ms, per_second) in rows.items()]
 
 
 def main() -> None:
@@ -148,7 +156,7 @@ def main() -> None:
     }
     dlib_errors, missed = dlib_nme(faces, test, models_folder())
     pose_rows = aflw2000_rows(Path(args.shared), args.weights, args.bfm)
-    ms, per_second = speed(model)
+    speeds = speed_rows(args.weights)
     lines = [
         "## SPIGA on held-out 300-W faces, beside SynergyNet and dlib",
         "",
@@ -172,8 +180,12 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
         *pose_rows,
         "",
-        f"Speed of `{model.config.name}` ({parameter_count(model) / 1e6:.2f} M parameters), PyTorch:"
-        f" {ms:.1f} ms per face at batch 1; {per_second:.0f} faces/s at batch 64.",
+        f"**Speed** of `{model.config.name}` ({parameter_count(model) / 1e6:.2f} M parameters) from crop",
+        "to photo-pixel landmarks (`predict`), on this CPU:",
+        "",
+        "| runtime | ms per face, batch 1 (median) | faces/s, batch 64 |",
+        "|---|---|---|",
+        *speeds,
         "",
         "Command: `python benchmarks/spiga.py --weights WEIGHTS`",
     ]

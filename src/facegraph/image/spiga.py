@@ -77,14 +77,17 @@ class SpigaRegressor(torch.nn.Module):
 
     def __init__(self, network: Spiga) -> None:
         super().__init__()
+        # The CNN runs in channels-last layout, which oneDNN's CPU convolutions take without reordering.
         self.network = network
+        network.backbone.to(memory_format=torch.channels_last)
         self.input_size = network.config.input_size
 
     def normalise(self, crops: np.ndarray) -> torch.Tensor:
-        """(B, S, S, 3) uint8 RGB crops -> (B, 3, S, S) network input on the network's device."""
+        """(B, S, S, 3) uint8 RGB crops -> (B, 3, S, S) network input on the network's device, laid out
+        channels-last (a view of the crops' own layout)."""
         device = self.network.mean_face.device
         images = torch.tensor(np.ascontiguousarray(crops), dtype=torch.float32, device=device)
-        return normalise(images.permute(0, 3, 1, 2))
+        return normalise(images.permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def predict(self, crops: np.ndarray, boxes: np.ndarray) -> CropPrediction:
